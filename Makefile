@@ -1,0 +1,30 @@
+# Two entry points: `make train` runs the quick-start recipe, `make test` runs the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install train test lint bench clean
+
+$(BIN)/kcli: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(BIN)/kcli
+
+install: $(BIN)/kcli
+
+train: install
+	$(BIN)/kcli train recipes/quickstart.yaml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check kcli tests bench
+	$(BIN)/ruff format --check kcli tests bench
+
+bench: install
+	$(BIN)/python bench/train_speed.py
+
+clean:
+	rm -rf $(VENV) runs/*/

@@ -1,0 +1,21 @@
+"""The layer catalog. Importing this package registers every layer type (no torch import)."""
+
+# Each family module registers its layers when imported; the order is the catalog's order.
+from kcli.layers import (  # noqa: F401
+    core,
+    reshaping,
+    regularization,
+    normalization,
+    conv,
+    pooling,
+    recurrent,
+    embedding,
+    merge,
+    activation_layers,
+)
+from kcli.layers.base import LayerSpec, Shape, layer_registry
+
+LayerRef = layer_registry.field(shorthand=False)
+"""The type of an item of `model.layers`: a `{type: Name, ...}` mapping."""
+
+__all__ = ["LayerRef", "LayerSpec", "Shape", "layer_registry"]

@@ -1,0 +1,141 @@
+"""Spec: the pydantic base of every recipe object; Registry: name -> spec class, by subclassing.
+
+Every named concept of a recipe (layer, activation, initializer, regularizer, optimizer, schedule,
+loss, metric, callback) is a `Spec` subclass with a `type: Literal["Name"]` field. Declaring the
+class registers it in its family's `Registry`; `Registry.field()` then gives the annotated union
+type that recipe fields use, which:
+  - accepts the bare name as shorthand (`optimizer: adam` == `{type: Adam}`),
+  - matches names loosely (case, underscores: `adam`, `Adam`; `MeanSquaredError`,
+    `mean_squared_error`) plus each class's `aliases` (`mse`), and stores the canonical name,
+  - reports an unknown name with the close matches.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from kcli.errors import did_you_mean
+
+
+def loose_key(name: str) -> str:
+    """The form two names are compared in: case and underscores ignored."""
+    return name.replace("_", "").replace("-", "").lower()
+
+
+class Spec(BaseModel):
+    """A frozen, strict recipe object. Unknown keys are errors that name the known ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        # pydantic's own extra="forbid" error does not know the allowed names; this one does,
+        # so the message can say "did you mean". The loader turns ctx['keys'] into one problem
+        # per key, located at the key itself.
+        if isinstance(data, dict):
+            known = set(cls.model_fields)
+            unknown = [k for k in data if k not in known]
+            if unknown:
+                raise PydanticCustomError(
+                    "unknown_keys",
+                    "unknown key(s) {keys}",
+                    {"keys": unknown, "known": sorted(known)},
+                )
+        return data
+
+
+class Registry:
+    """The specs of one family, by canonical name, filled by subclassing `base`."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # e.g. "layer type", "activation": used in messages
+        self.specs: dict[str, type[Spec]] = {}
+        self._lookup: dict[str, str] = {}
+
+    def add(self, cls: type[Spec]) -> None:
+        name = spec_type_name(cls)
+        if name is None:  # an abstract intermediate class, no Literal type of its own
+            return
+        if name in self.specs:
+            raise RuntimeError(f"{self.kind} {name!r} registered twice")
+        self.specs[name] = cls
+        for alias in (name, *getattr(cls, "aliases", ())):
+            self._lookup[loose_key(alias)] = name
+
+    def names(self) -> list[str]:
+        return list(self.specs)
+
+    def canonical(self, name: str) -> str | None:
+        return self._lookup.get(loose_key(str(name)))
+
+    def get(self, name: str) -> type[Spec]:
+        canonical = self.canonical(name)
+        if canonical is None:
+            raise KeyError(f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}")
+        return self.specs[canonical]
+
+    def normalize(self, value: Any) -> Any:
+        """A name or `{type: name, ...}` -> `{type: canonical, ...}`; unknown names raise."""
+        if isinstance(value, str):
+            value = {"type": value}
+        if not isinstance(value, dict):
+            return value  # let pydantic say what type was expected
+        if "type" not in value:
+            raise PydanticCustomError(
+                "missing_type",
+                "needs a 'type' (one of {options})",
+                {"options": ", ".join(self.names())},
+            )
+        canonical = self.canonical(value["type"])
+        if canonical is None:
+            raise PydanticCustomError(
+                "unknown_name",
+                "unknown {kind} '{name}'{hint}",
+                {
+                    "kind": self.kind,
+                    "name": str(value["type"]),
+                    "hint": did_you_mean(str(value["type"]), self.names()),
+                    "field": "type",
+                },
+            )
+        return {**value, "type": canonical}
+
+    def field(self, *, shorthand: bool = True) -> Any:
+        """The annotated union type for a recipe field holding one of this family's specs."""
+        classes = tuple(self.specs.values())
+        union = classes[0] if len(classes) == 1 else Union[classes]  # noqa: UP007
+        union_field = Annotated[union, Field(discriminator="type")] if len(classes) > 1 else union
+        names = tuple(self.specs)
+        accepted = Union[Literal[names], union_field] if shorthand else union_field  # noqa: UP007
+        return Annotated[
+            union_field, BeforeValidator(self.normalize, json_schema_input_type=accepted)
+        ]
+
+
+def spec_type_name(cls: type[BaseModel]) -> str | None:
+    """The Literal value of a spec class's `type` field, or None for abstract bases."""
+    field = cls.model_fields.get("type")
+    if field is None:
+        return None
+    if typing.get_origin(field.annotation) is Literal:
+        (name,) = typing.get_args(field.annotation)
+        return name
+    return None
+
+
+class RegisteredSpec(Spec):
+    """Base of a family's specs: subclasses with a `type: Literal[...]` register themselves."""
+
+    registry: ClassVar[Registry]
+    aliases: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.registry.add(cls)

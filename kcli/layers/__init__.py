@@ -1,7 +1,7 @@
 """The layer catalog. Importing this package registers every layer type (no torch import)."""
 
 # Each family module registers its layers when imported; the order is the catalog's order.
-from kcli.layers import (  # noqa: F401
+from kcli.layers import (  # noqa: F401, I001  (catalog order, not alphabetical)
     core,
     reshaping,
     regularization,

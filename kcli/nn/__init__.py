@@ -1,1 +1,1 @@
-"""Torch modules that Keras semantics need and torch.nn lacks (channels-last conv, Keras RNNs...)."""
+"""Torch modules Keras semantics need and torch.nn lacks (channels-last conv, Keras RNNs)."""

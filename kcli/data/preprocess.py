@@ -1,0 +1,369 @@
+"""Preprocessing fitted on the train split, kept as plain JSON, re-applied to any new data.
+
+`Preprocessing` holds everything learned from the train split: the categories of CSV columns
+(one-hot encoded in place, unseen categories give all-zero rows), the class names of string
+labels, and each recipe step with its fitted state (means, scales, min/max, shapes). Steps run
+in recipe order; each is fitted on the train x as the steps before it left it. With a
+multi-input x, a step applies to every input (each with its own statistics) or to `input`.
+`to_json()` / `from_json()` round-trip it exactly, so `eval`/`predict` transform new data the
+way training did (the run's `preprocess.json`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import TypeAdapter
+
+from kcli.data.spec import PreprocessStep, StepRef
+from kcli.data.targets import TargetInfo, encode_y
+from kcli.errors import KcliError, Loc
+
+SINGLE_INPUT = "input"  # the name of x when it is one array (RECIPE.md's default input name)
+_STEP_ADAPTER = TypeAdapter(StepRef)
+_FORMAT = 1
+
+
+def _reduce_axes(axis: int | list[int] | None, ndim: int, where: str, loc: Loc) -> tuple:
+    """The axes statistics are taken over: all but the kept `axis` (batch axis 0 always)."""
+    if axis is None:
+        return tuple(range(ndim))
+    kept = set()
+    for a in [axis] if isinstance(axis, int) else axis:
+        if not -ndim < a < ndim or a % ndim == 0:
+            raise KcliError(f"axis {a} does not fit {where} of rank {ndim}", loc=(*loc, "axis"))
+        kept.add(a % ndim)
+    return tuple(i for i in range(ndim) if i not in kept)
+
+
+def _fit_standardize(step: Any, x: np.ndarray, where: str, loc: Loc) -> dict:
+    axes = _reduce_axes(step.axis, x.ndim, where, loc)
+    mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
+    std = x.std(axis=axes, keepdims=True, dtype=np.float64)
+    # A constant feature keeps scale 1 (see Standardize's docstring).
+    std = np.where(std < 1e-7 * np.maximum(np.abs(mean), 1.0), 1.0, std)
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def _apply_standardize(step: Any, state: dict, x: np.ndarray) -> np.ndarray:
+    return ((x - np.asarray(state["mean"])) / np.asarray(state["std"])).astype(x.dtype)
+
+
+def _fit_minmax(step: Any, x: np.ndarray, where: str, loc: Loc) -> dict:
+    axes = _reduce_axes(step.axis, x.ndim, where, loc)
+    low = x.min(axis=axes, keepdims=True).astype(np.float64)
+    high = x.max(axis=axes, keepdims=True).astype(np.float64)
+    return {"min": low.tolist(), "max": high.tolist()}
+
+
+def _apply_minmax(step: Any, state: dict, x: np.ndarray) -> np.ndarray:
+    low, high = np.asarray(state["min"]), np.asarray(state["max"])
+    span = np.where(high > low, high - low, 1.0)  # a constant feature maps to the low end
+    a, b = step.feature_range
+    return ((x - low) / span * (b - a) + a).astype(x.dtype)
+
+
+def _fit_reshape(step: Any, x: np.ndarray, where: str, loc: Loc) -> dict:
+    size = math.prod(x.shape[1:])
+    known = math.prod(d for d in step.shape if d != -1)
+    shape = list(step.shape)
+    if -1 in shape and size % known == 0:
+        shape[shape.index(-1)] = size // known
+    if math.prod(shape) != size or -1 in shape:
+        raise KcliError(
+            f"reshape {list(step.shape)} does not fit {where}: a sample has shape "
+            f"{tuple(x.shape[1:])}, {size} values",
+            loc=loc,
+        )
+    return {"shape": shape}
+
+
+def _apply_reshape(step: Any, state: dict, x: np.ndarray) -> np.ndarray:
+    return x.reshape(len(x), *state["shape"])
+
+
+def _fit_nothing(step: Any, x: np.ndarray, where: str, loc: Loc) -> dict:
+    return {}
+
+
+def _apply_scale(step: Any, state: dict, x: np.ndarray) -> np.ndarray:
+    return (x * step.scale + step.offset).astype(x.dtype)
+
+
+def _apply_cast(step: Any, state: dict, x: np.ndarray) -> np.ndarray:
+    return x.astype(step.dtype)
+
+
+# x steps: type name -> (fit on the train x, apply with the fitted state).
+_X_STEPS: dict[str, tuple[Callable, Callable]] = {
+    "standardize": (_fit_standardize, _apply_standardize),
+    "minmax": (_fit_minmax, _apply_minmax),
+    "reshape": (_fit_reshape, _apply_reshape),
+    "scale": (_fit_nothing, _apply_scale),
+    "cast": (_fit_nothing, _apply_cast),
+}
+
+
+def one_hot(y: np.ndarray, num_classes: int, where: str, loc: Loc) -> np.ndarray:
+    """Class indices -> float32 one-hot rows (a trailing axis of size 1 is dropped first)."""
+    if y.dtype.kind not in "iu":
+        raise KcliError(f"one_hot needs integer class labels; y of {where} is {y.dtype}", loc=loc)
+    if y.ndim >= 2 and y.shape[-1] == 1:
+        y = y[..., 0]
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise KcliError(
+            f"labels of {where} run from {int(y.min())} to {int(y.max())}, outside one_hot's "
+            f"{num_classes} classes (0..{num_classes - 1})",
+            loc=loc,
+        )
+    return np.eye(num_classes, dtype=np.float32)[y]
+
+
+def check_finite(
+    x: np.ndarray,
+    name: str,
+    where: str,
+    loc: Loc,
+    row_label: Callable[[int], str],
+    columns: list[str] | None = None,
+) -> None:
+    """Raise a KcliError saying how many NaN/inf values x has and where the first ones are."""
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return
+    n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+    spots = []
+    for position in np.argwhere(bad)[:5]:
+        row, rest = int(position[0]), tuple(int(p) for p in position[1:])
+        if columns is not None and len(rest) == 1:
+            spots.append(f"{row_label(row)} column '{columns[rest[0]]}'")
+        else:
+            spots.append(f"{row_label(row)} at {rest}" if rest else row_label(row))
+    more = " ..." if int(bad.sum()) > 5 else ""
+    counts = " and ".join(
+        f"{n} {what}" for n, what in ((n_nan, "NaN (missing)"), (n_inf, "inf")) if n
+    )
+    label = "x" if name == SINGLE_INPUT else f"x '{name}'"
+    raise KcliError(f"{label} of {where} has {counts} value(s): {'; '.join(spots)}{more}", loc=loc)
+
+
+class Preprocessing:
+    """The fitted transform of x and y; build with `fit`, save with `to_json`."""
+
+    def __init__(
+        self,
+        steps: list[PreprocessStep],
+        states: list[dict[str, dict]],
+        *,
+        inputs: list[str] | None,
+        raw_shapes: dict[str, tuple[int, ...]],
+        table: dict[str, Any] | None = None,
+        class_names: list[str] | None = None,
+        target: TargetInfo | None = None,
+    ) -> None:
+        self.steps = steps
+        self.states = states  # per step: input name (or "y") -> fitted state
+        self.inputs = inputs  # None: x is one array
+        self.raw_shapes = raw_shapes
+        self.table = table  # CSV: {"columns": [...], "categories": {column: [values]}}
+        self.class_names = class_names
+        self.target = target
+
+    @classmethod
+    def fit(
+        cls,
+        steps: list[PreprocessStep],
+        x: Any,
+        y: np.ndarray | None,
+        *,
+        columns: list[str] | None = None,
+        categorical: Sequence[str] = (),
+        class_names: list[str] | None = None,
+        n_classes: int | None = None,
+        where: str = "the train split",
+        loc: Loc = ("data",),
+        row_label: Callable[[int], str] | None = None,
+    ) -> Preprocessing:
+        """Fit on the train split: `x` raw, `y` already encoded (see targets.encode_y)."""
+        table = None
+        if columns is not None:
+            categories = {c: sorted({str(v) for v in x[c]}) for c in categorical}
+            table = {"columns": list(columns), "categories": categories}
+        inputs = sorted(x) if isinstance(x, dict) and table is None else None
+        prep = cls([], [], inputs=inputs, raw_shapes={}, table=table, class_names=class_names)
+        arrays = prep._encode_x(x, where, (*loc, "source"))
+        prep.raw_shapes = {name: tuple(a.shape[1:]) for name, a in arrays.items()}
+        label = row_label or (lambda i: f"sample {i}")
+        for name, values in arrays.items():
+            check_finite(values, name, where, (*loc, "source"), label, prep.feature_names())
+        for index, step in enumerate(steps):
+            step_loc = (*loc, "preprocess", index)
+            if step.target:
+                if y is None:
+                    raise KcliError("one_hot needs y, and this data has none", loc=step_loc)
+                count = step.num_classes or n_classes
+                if count is None:
+                    raise KcliError(
+                        f"one_hot needs integer class labels; y of {where} is {y.dtype}",
+                        loc=step_loc,
+                    )
+                y = one_hot(y, count, where, step_loc)
+                prep.steps.append(step)
+                prep.states.append({"y": {"num_classes": count}})
+                continue
+            fit, apply = _X_STEPS[step.type]
+            state = {}
+            for name in prep._step_inputs(step, arrays, step_loc):
+                state[name] = fit(step, arrays[name], f"x of {where}", step_loc)
+                arrays[name] = apply(step, state[name], arrays[name])
+            prep.steps.append(step)
+            prep.states.append(state)
+        return prep
+
+    def _step_inputs(self, step: Any, arrays: dict[str, np.ndarray], loc: Loc) -> list[str]:
+        if step.input is None:
+            return list(arrays)
+        if step.input not in arrays:
+            raise KcliError(
+                f"no input '{step.input}' (inputs: {', '.join(arrays)})", loc=(*loc, "input")
+            )
+        return [step.input]
+
+    def _encode_x(self, x: Any, where: str, loc: Loc) -> dict[str, np.ndarray]:
+        """Raw x -> float32 arrays by input name (CSV columns one-hot encoded as fitted)."""
+        if self.table is not None:
+            return {SINGLE_INPUT: self._encode_table(x, where, loc)}
+        if self.inputs is not None:
+            if not isinstance(x, dict) or sorted(x) != self.inputs:
+                got = sorted(x) if isinstance(x, dict) else "one array"
+                raise KcliError(
+                    f"x of {where} must have the inputs {self.inputs}, got {got}", loc=loc
+                )
+            return {name: _as_float(x[name], f"x '{name}' of {where}", loc) for name in x}
+        if isinstance(x, dict):
+            raise KcliError(f"x of {where} must be one array, got inputs {sorted(x)}", loc=loc)
+        return {SINGLE_INPUT: _as_float(x, f"x of {where}", loc)}
+
+    def _encode_table(self, x: Any, where: str, loc: Loc) -> np.ndarray:
+        columns, categories = self.table["columns"], self.table["categories"]
+        missing = [c for c in columns if not isinstance(x, dict) or c not in x]
+        if missing:
+            raise KcliError(f"{where} has no column(s) {', '.join(missing)}", loc=loc)
+        parts = []
+        for column in columns:
+            values = np.asarray(x[column])
+            if column in categories:
+                known = {v: i for i, v in enumerate(categories[column])}
+                codes = np.array([known.get(str(v), -1) for v in values])
+                block = np.zeros((len(values), len(known)), dtype=np.float32)
+                hit = codes >= 0  # an unseen category is an all-zero row
+                block[np.flatnonzero(hit), codes[hit]] = 1.0
+                parts.append(block)
+            else:
+                parts.append(_as_float(values, f"column '{column}' of {where}", loc)[:, None])
+        return np.concatenate(parts, axis=1)
+
+    def feature_names(self) -> list[str] | None:
+        """CSV: the names of the encoded x columns (`color=red` for one-hot ones)."""
+        if self.table is None:
+            return None
+        names = []
+        for column in self.table["columns"]:
+            cats = self.table["categories"].get(column)
+            names += [f"{column}={c}" for c in cats] if cats is not None else [column]
+        return names
+
+    def transform_x(
+        self,
+        x: Any,
+        where: str = "the input",
+        loc: Loc = ("data",),
+        row_label: Callable[[int], str] | None = None,
+    ) -> Any:
+        """Raw x -> what the model takes: an array, or a dict by input name (multi-input)."""
+        arrays = self._encode_x(x, where, (*loc, "source"))
+        label = row_label or (lambda i: f"sample {i}")
+        for name, values in arrays.items():
+            if tuple(values.shape[1:]) != self.raw_shapes[name]:
+                raise KcliError(
+                    f"x{'' if name == SINGLE_INPUT else f' {name!r}'} of {where} has samples of "
+                    f"shape {tuple(values.shape[1:])}; the run was fitted on "
+                    f"{self.raw_shapes[name]}",
+                    loc=(*loc, "source"),
+                )
+            check_finite(values, name, where, (*loc, "source"), label, self.feature_names())
+        for index, (step, state) in enumerate(zip(self.steps, self.states, strict=True)):
+            if step.target:
+                continue
+            step_loc = ("data", "preprocess", index)
+            fit, apply = _X_STEPS[step.type]
+            for name in self._step_inputs(step, arrays, step_loc):
+                if step.type == "reshape":  # re-check: new data may not fit the shape
+                    fit(step, arrays[name], f"x of {where}", step_loc)
+                arrays[name] = apply(step, state[name], arrays[name])
+        return arrays[SINGLE_INPUT] if self.inputs is None else arrays
+
+    def transform_y(
+        self,
+        y: np.ndarray,
+        where: str = "the input",
+        loc: Loc = ("data",),
+        row_label: Callable[[int], str] | None = None,
+    ) -> np.ndarray:
+        """Raw labels -> int64 class indices or float32 values, then the y steps (one_hot)."""
+        y = encode_y(np.asarray(y), self.class_names, where, loc, row_label)
+        for index, (step, state) in enumerate(zip(self.steps, self.states, strict=True)):
+            if step.target:
+                y = one_hot(y, state["y"]["num_classes"], where, ("data", "preprocess", index))
+        return y
+
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The per-sample shape of each input after the steps (batch excluded)."""
+        probe = {name: np.zeros((1, *shape), np.float32) for name, shape in self.raw_shapes.items()}
+        for step, state in zip(self.steps, self.states, strict=True):
+            if not step.target:
+                _, apply = _X_STEPS[step.type]
+                for name in state:
+                    probe[name] = apply(step, state[name], probe[name])
+        return {name: tuple(a.shape[1:]) for name, a in probe.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data: exactly what `from_json` needs to rebuild this transform."""
+        return {
+            "format": _FORMAT,
+            "inputs": self.inputs,
+            "raw_shapes": {k: list(v) for k, v in self.raw_shapes.items()},
+            "table": self.table,
+            "class_names": self.class_names,
+            "steps": [
+                {"step": step.model_dump(mode="json"), "state": state}
+                for step, state in zip(self.steps, self.states, strict=True)
+            ],
+            "target": None if self.target is None else self.target.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Preprocessing:
+        if data.get("format") != _FORMAT:
+            raise KcliError(f"unknown preprocessing format {data.get('format')!r}")
+        return cls(
+            [_STEP_ADAPTER.validate_python(item["step"]) for item in data["steps"]],
+            [item["state"] for item in data["steps"]],
+            inputs=data["inputs"],
+            raw_shapes={k: tuple(v) for k, v in data["raw_shapes"].items()},
+            table=data["table"],
+            class_names=data["class_names"],
+            target=None if data["target"] is None else TargetInfo.from_json(data["target"]),
+        )
+
+
+def _as_float(values: Any, what: str, loc: Loc) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        raise KcliError(f"{what} has dtype {array.dtype}; expected numbers", loc=loc)
+    if array.ndim == 0:
+        raise KcliError(f"{what} is a single value, not samples", loc=loc)
+    return array.astype(np.float32, copy=False)

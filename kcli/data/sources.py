@@ -1,0 +1,355 @@
+"""Reading raw (x, y) from every kind of source: files, scikit-learn, synthetic, python.
+
+Nothing here fits or transforms: a source gives `RawData` (arrays as found, CSV columns as
+parsed), a `StreamSource` (a python generator of batches) or, for a python function returning
+a dict of splits, one `RawData` per split. Every bad input raises a KcliError located at the
+recipe key that named it, with the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kcli.data.spec import SourceSpec, source_kind
+from kcli.data.synthetic import SYNTHETIC_PARAMS
+from kcli.errors import KcliError, Loc
+
+SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
+
+
+@dataclass
+class RawData:
+    """Arrays as a source gave them, before encoding and preprocessing.
+
+    `x` is an array, or a dict input-name -> array (multi-input), or, for a CSV (`columns` set),
+    a dict column -> values (float64 numbers, or strings for `categorical` columns). `rows` are
+    the samples' positions in the source, so messages can point at them after splitting.
+    """
+
+    x: Any
+    y: np.ndarray | None
+    where: str  # names the source in messages: a file path, "sklearn:iris", ...
+    loc: Loc  # the recipe path of this source's options, e.g. ("data",) or ("data", "test")
+    sample_weight: np.ndarray | None = None
+    columns: list[str] | None = None
+    categorical: list[str] = field(default_factory=list)
+    class_names: list[str] | None = None
+    first_line: int | None = None  # CSV: file line of row 0, so messages say "line N"
+    rows: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.rows is not None else 0
+
+    def row_label(self, index: int) -> str:
+        """How messages name sample `index` of this data: a CSV line, or a sample number."""
+        original = int(self.rows[index]) if self.rows is not None else index
+        if self.first_line is not None:
+            return f"line {original + self.first_line}"
+        return f"sample {original}"
+
+    def take(self, index: np.ndarray) -> RawData:
+        """The samples at `index` (a split)."""
+        return RawData(
+            x=take(self.x, index),
+            y=None if self.y is None else self.y[index],
+            where=self.where,
+            loc=self.loc,
+            sample_weight=None if self.sample_weight is None else self.sample_weight[index],
+            columns=self.columns,
+            categorical=self.categorical,
+            class_names=self.class_names,
+            first_line=self.first_line,
+            rows=self.rows[index],
+        )
+
+
+@dataclass
+class StreamSource:
+    """A python source that gave an iterable of (x, y[, sample_weight]) batches.
+
+    `open()` gives a fresh iterator: the first time the iterable the function already returned,
+    after that the result of calling the function again.
+    """
+
+    call: Callable[[], Any]
+    first: Any
+    where: str
+    loc: Loc
+    steps_per_epoch: int | None = None
+
+    def open(self) -> Iterator[Any]:
+        result, self.first = (self.first, None) if self.first is not None else (self.call(), None)
+        if not _is_batch_iterable(result):
+            raise KcliError(
+                f"{self.where} returned {type(result).__name__} when called again; expected an "
+                "iterable of (x, y) batches as the first time",
+                loc=(*self.loc, "source"),
+            )
+        return iter(result)
+
+
+def take(x: Any, index: np.ndarray) -> Any:
+    """Rows `index` of an array or of each array of a dict."""
+    if isinstance(x, dict):
+        return {name: values[index] for name, values in x.items()}
+    return x[index]
+
+
+def n_samples(x: Any) -> int:
+    """The length of axis 0 (all inputs of a dict have the same one, checked on reading)."""
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def read_source(
+    spec: SourceSpec, base_dir: Path, seed: int, loc: Loc = ("data",), *, require_y: bool = True
+) -> RawData | StreamSource | dict[str, RawData]:
+    """Read one source. A python source may give a stream or a dict of splits."""
+    kind, name = source_kind(spec.source)
+    if kind == "sklearn":
+        return check_lengths(_read_sklearn(name, loc))
+    if kind == "synthetic":
+        params = SYNTHETIC_PARAMS[name].model_validate(spec.params)
+        # One stream of numbers per source (train / validation / test), all from the seed.
+        tag = {"validation": 1, "test": 2}.get(str(loc[-1]), 0)
+        x, y = params.generate(np.random.default_rng([seed & 0xFFFFFFFF, tag]))
+        return check_lengths(RawData(x, y, where=spec.source, loc=loc))
+    if kind == "python":
+        return _read_python(spec, name, base_dir, seed, loc)
+    path = resolve_path(spec.source, base_dir, (*loc, "source"))
+    if kind == "npz":
+        return check_lengths(_read_npz(spec, path, loc, require_y))
+    if kind == "npy":
+        x = _load_npy(path, (*loc, "source"))
+        y = None
+        if spec.y is not None:
+            y = _load_npy(resolve_path(spec.y, base_dir, (*loc, "y")), (*loc, "y"))
+        elif require_y:
+            raise KcliError("a .npy source needs 'y' (the labels' .npy file)", loc=(*loc, "y"))
+        return check_lengths(RawData(x, y, where=str(path), loc=loc))
+    from kcli.data.csvfile import read_csv
+
+    return check_lengths(read_csv(spec, path, loc, require_y))
+
+
+def load_source_arrays(
+    spec: SourceSpec, base_dir: Path, *, seed: int = 0, loc: Loc = ("data",), require_y: bool = True
+) -> RawData:
+    """Raw (x, y) of a source that gives arrays, for `eval`/`predict` on other data.
+
+    Feed `raw.x` and `raw.y` to the run's `Preprocessing.transform_x` / `transform_y`.
+    """
+    raw = read_source(spec, base_dir, seed, loc, require_y=require_y)
+    if not isinstance(raw, RawData):
+        what = "a dict of splits" if isinstance(raw, dict) else "a stream of batches"
+        raise KcliError(
+            f"{spec.source} gives {what}; here it must give one (x, y)", loc=(*loc, "source")
+        )
+    return raw
+
+
+def resolve_path(text: str, base_dir: Path, loc: Loc) -> Path:
+    """A path from the recipe, relative to the recipe's folder; it must exist."""
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir) / path
+    if not path.is_file():
+        where = "" if Path(text).is_absolute() else f" (relative to the recipe folder {base_dir})"
+        raise KcliError(f"file not found: {path}{where}", loc=loc)
+    return path
+
+
+def _load_npy(path: Path, loc: Loc) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise KcliError(f"cannot read {path} as a NumPy .npy file: {err}", loc=loc) from None
+
+
+def _read_npz(spec: SourceSpec, path: Path, loc: Loc, require_y: bool) -> RawData:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise KcliError(f"{path} is a .npy array, not a .npz archive", loc=(*loc, "source"))
+            names = list(archive.files)
+
+            def array(name: str, key: str) -> np.ndarray:
+                if name not in names:
+                    raise KcliError(
+                        f"{path} has no array '{name}' (it has: {', '.join(names) or 'none'})",
+                        loc=(*loc, key),
+                    )
+                return archive[name]
+
+            x_names = spec.x if spec.x is not None else "x"
+            if isinstance(x_names, dict):
+                x = {inp: array(arr, "x") for inp, arr in x_names.items()}
+            else:
+                x = array(x_names, "x")
+            y_name = spec.y or "y"
+            y = array(y_name, "y") if require_y or y_name in names else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise KcliError(
+            f"cannot read {path} as a NumPy .npz archive: {err}", loc=(*loc, "source")
+        ) from None
+    return RawData(x, y, where=str(path), loc=loc)
+
+
+def _read_sklearn(name: str, loc: Loc) -> RawData:
+    # Imported here: scikit-learn is slow to import and only these sources need it.
+    from sklearn import datasets
+
+    loaders = {
+        "iris": datasets.load_iris,
+        "digits": datasets.load_digits,
+        "wine": datasets.load_wine,
+        "breast_cancer": datasets.load_breast_cancer,
+        "diabetes": datasets.load_diabetes,
+    }
+    bunch = loaders[name]()
+    x = np.asarray(bunch.data, dtype=np.float32)
+    if name == "diabetes":
+        return RawData(x, np.asarray(bunch.target, np.float32), where=f"sklearn:{name}", loc=loc)
+    names = [str(n) for n in bunch.target_names]
+    y = np.asarray(bunch.target, np.int64)
+    return RawData(x, y, where=f"sklearn:{name}", loc=loc, class_names=names)
+
+
+def import_function(target: str, base_dir: Path, loc: Loc) -> Callable[..., Any]:
+    """`package.module:function`, imported with the recipe's folder on the import path.
+
+    This runs the user's code: a `python:` source is a recipe that executes Python. The recipe
+    folder is put first on sys.path (and left there, so the module's own lazy imports work).
+    """
+    module_name, _, function_name = target.rpartition(":")
+    folder = str(Path(base_dir).resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # any failure in user code at import: report it, no traceback
+        raise KcliError(
+            f"cannot import '{module_name}' (recipe folder {folder} is on the import path): "
+            f"{type(err).__name__}: {err}",
+            loc=loc,
+        ) from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        public = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        raise KcliError(
+            f"module '{module_name}' has no function '{function_name}' "
+            f"(it has: {', '.join(sorted(public)) or 'none'})",
+            loc=loc,
+        )
+    return function
+
+
+def _read_python(
+    spec: SourceSpec, target: str, base_dir: Path, seed: int, loc: Loc
+) -> RawData | StreamSource | dict[str, RawData]:
+    source_loc = (*loc, "source")
+    function = import_function(target, base_dir, source_loc)
+    kwargs = dict(spec.params)
+    signature = inspect.signature(function)
+    if "seed" in signature.parameters and "seed" not in kwargs:
+        kwargs["seed"] = seed  # a loader that takes `seed` gets the recipe's
+    try:
+        signature.bind(**kwargs)
+    except TypeError as err:
+        raise KcliError(
+            f"{target} cannot take params {sorted(spec.params)}: {err}", loc=(*loc, "params")
+        ) from None
+
+    def call() -> Any:
+        try:
+            return function(**kwargs)
+        except Exception as err:  # the user's function failed: say where, no traceback
+            raise KcliError(
+                f"{target} raised {type(err).__name__}: {err}", loc=source_loc
+            ) from None
+
+    result = call()
+    where = f"python:{target}"
+    if isinstance(result, dict):
+        unknown = [k for k in result if k not in SPLIT_NAMES]
+        if unknown or "train" not in result:
+            raise KcliError(
+                f"{where} returned a dict with keys {sorted(map(str, result))}; a dict of splits "
+                "needs 'train' and may have 'validation' (or 'val') and 'test'",
+                loc=source_loc,
+            )
+        return {
+            SPLIT_NAMES[k]: check_lengths(_arrays_from_result(v, f"{where} ['{k}']", loc))
+            for k, v in result.items()
+        }
+    if _is_arrays(result):
+        return check_lengths(_arrays_from_result(result, where, loc))
+    if _is_batch_iterable(result):
+        return StreamSource(call, result, where, loc, spec.steps_per_epoch)
+    raise KcliError(
+        f"{where} returned {type(result).__name__}; expected (x, y), (x, y, sample_weight), "
+        "a dict of splits {train: (x, y), ...}, or an iterable of (x, y) batches",
+        loc=source_loc,
+    )
+
+
+def _is_arrays(value: Any) -> bool:
+    """(x, y) or (x, y, w): a tuple, or a short list of array-likes (not a list of batches)."""
+    if isinstance(value, tuple):
+        return True
+    return (
+        isinstance(value, list)
+        and len(value) in (2, 3)
+        and not any(isinstance(v, tuple | list) for v in value)
+    )
+
+
+def _is_batch_iterable(value: Any) -> bool:
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes | dict | np.ndarray)
+
+
+def _arrays_from_result(value: Any, where: str, loc: Loc) -> RawData:
+    if not _is_arrays(value) or len(value) not in (2, 3):
+        raise KcliError(
+            f"{where} returned {type(value).__name__}; expected (x, y) or (x, y, sample_weight)",
+            loc=(*loc, "source"),
+        )
+    x, y, *rest = value
+    x = {k: np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else np.asarray(x)
+    weight = np.asarray(rest[0], dtype=np.float32) if rest and rest[0] is not None else None
+    return RawData(x, np.asarray(y), where=where, loc=loc, sample_weight=weight)
+
+
+def check_lengths(raw: RawData) -> RawData:
+    """Check that x (every input), y and sample weights have the same number of samples."""
+    where, loc = raw.where, raw.loc
+    arrays = raw.x if isinstance(raw.x, dict) else {"x": raw.x}
+    lengths = {}
+    for name, values in arrays.items():
+        if np.ndim(values) == 0:
+            raise KcliError(f"{where}: x '{name}' is a single value, not samples", loc=(*loc, "x"))
+        lengths[name] = len(values)
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"'{k}' {v}" for k, v in lengths.items())
+        raise KcliError(f"{where}: x inputs have different lengths ({detail})", loc=(*loc, "x"))
+    n = next(iter(lengths.values()))
+    for what, values in (("y", raw.y), ("sample_weight", raw.sample_weight)):
+        if values is not None and (np.ndim(values) == 0 or len(values) != n):
+            got = "a single value" if np.ndim(values) == 0 else f"{len(values)} samples"
+            key = "target" if raw.columns is not None else "y"
+            raise KcliError(
+                f"{where}: x has {n} samples but {what} has {got}; they must match",
+                loc=(*loc, key if what == "y" else "source"),
+            )
+    if n == 0:
+        raise KcliError(f"{where} has no samples", loc=(*loc, "source"))
+    raw.rows = np.arange(n)
+    return raw

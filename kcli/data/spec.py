@@ -1,0 +1,415 @@
+"""The `data:` section of a recipe: sources, splits and preprocess steps (no numpy, no torch).
+
+`DataSpec` is the whole mapping; `SourceSpec` is what `validation:` and `test:` hold (the same
+source options, no splits). Which keys apply depends on the kind of source, found from the
+`source` string; a key that does not apply to it is an error that says which kinds take it.
+Defaults: `validation_split` and `test_split` are 0, so there is no validation or test split unless
+a recipe asks for one (a fraction or an explicit source).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from kcli.data.synthetic import SYNTHETIC_PARAMS
+from kcli.errors import did_you_mean
+from kcli.registry import RegisteredSpec, Registry, Spec
+
+SKLEARN_DATASETS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
+FILE_SUFFIXES = (".npz", ".npy", ".csv")
+
+
+def source_kind(source: str) -> tuple[str, str]:
+    """`sklearn:iris` -> ('sklearn', 'iris'); `data/x.npz` -> ('npz', 'data/x.npz'); etc.
+
+    Kinds: sklearn, synthetic, python, npz, npy, csv. Raises ValueError (with the options) for a
+    string that is none of them.
+    """
+    prefix, sep, rest = source.partition(":")
+    if sep and prefix == "sklearn":
+        if rest not in SKLEARN_DATASETS:
+            raise ValueError(
+                f"unknown scikit-learn data set '{rest}'{did_you_mean(rest, SKLEARN_DATASETS)}; "
+                f"one of {', '.join(SKLEARN_DATASETS)}"
+            )
+        return "sklearn", rest
+    if sep and prefix == "synthetic":
+        if rest not in SYNTHETIC_PARAMS:
+            raise ValueError(
+                f"unknown synthetic generator '{rest}'{did_you_mean(rest, SYNTHETIC_PARAMS)}; "
+                f"one of {', '.join(SYNTHETIC_PARAMS)}"
+            )
+        return "synthetic", rest
+    if sep and prefix == "python":
+        module, colon, function = rest.rpartition(":")
+        if not colon or not module or not function.isidentifier():
+            raise ValueError(f"a python source is 'python:package.module:function', got '{source}'")
+        return "python", rest
+    for suffix in FILE_SUFFIXES:
+        if source.lower().endswith(suffix):
+            return suffix[1:], source
+    raise ValueError(
+        f"cannot tell what '{source}' is: expected sklearn:NAME, synthetic:NAME, "
+        f"python:module:function, or a path ending in {', '.join(FILE_SUFFIXES)}"
+    )
+
+
+def _kind_of(info: ValidationInfo) -> str | None:
+    """The kind of the already-validated `source` field, or None if it failed."""
+    source = info.data.get("source")
+    return None if source is None else source_kind(source)[0]
+
+
+def _only_for(key: str, kinds: tuple[str, ...], kind: str, source: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        "not_for_source",
+        "'{key}' only applies to {kinds} sources, not to '{source}'",
+        {"key": key, "kinds": ", ".join(kinds), "source": source},
+    )
+
+
+class SourceSpec(Spec):
+    """Where one set of arrays comes from, and how to read it."""
+
+    source: str = Field(
+        description="sklearn:NAME, synthetic:NAME, python:module:function, or a .npz/.npy/.csv "
+        "path (relative to the recipe's folder)."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="synthetic: the generator's parameters (checked per generator); python: "
+        "keyword arguments for the function.",
+    )
+    x: str | dict[str, str] | None = Field(
+        None,
+        description=".npz: the array holding x (default 'x'), or input-name -> array-name for "
+        "a multi-input model.",
+    )
+    y: str | None = Field(
+        None, description=".npz: the array holding y (default 'y'); .npy: the path of y's file."
+    )
+    target: str | None = Field(None, description=".csv: the target column (required).")
+    features: list[str] | None = Field(
+        None, description=".csv: the feature columns, in order (default: all but the target)."
+    )
+    categorical: list[str] = Field(
+        default_factory=list, description=".csv: feature columns to one-hot encode."
+    )
+    steps_per_epoch: int | None = Field(
+        None, gt=0, description="python generator sources: batches per epoch (default: all)."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        try:
+            source_kind(value)
+        except ValueError as err:
+            raise PydanticCustomError("unknown_source", str(err)) from None
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _check_params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        kind = _kind_of(info)
+        if kind == "synthetic":
+            name = source_kind(info.data["source"])[1]
+            # A ValidationError raised here keeps its nested locations (data.params.noise).
+            return SYNTHETIC_PARAMS[name].model_validate(value).model_dump()
+        if value and kind not in (None, "python"):
+            raise _only_for("params", ("synthetic:", "python:"), kind, info.data["source"])
+        return value
+
+    @field_validator("x")
+    @classmethod
+    def _check_x(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = _kind_of(info)
+        if value is not None and kind not in (None, "npz"):
+            raise _only_for("x", (".npz",), kind, info.data["source"])
+        if isinstance(value, dict) and not value:
+            raise PydanticCustomError("empty_inputs", "the x mapping names no inputs")
+        return value
+
+    @field_validator("y")
+    @classmethod
+    def _check_y(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = _kind_of(info)
+        if kind == "npy" and value is None:
+            raise PydanticCustomError(
+                "missing_y", "a .npy source needs 'y': the path of the labels' .npy file"
+            )
+        if kind == "npy" and not value.lower().endswith(".npy"):
+            raise PydanticCustomError(
+                "bad_y",
+                "with a .npy source, 'y' is the path of a .npy file, got '{y}'",
+                {"y": value},
+            )
+        if value is not None and kind not in (None, "npz", "npy"):
+            raise _only_for("y", (".npz", ".npy"), kind, info.data["source"])
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _check_target(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = _kind_of(info)
+        if kind == "csv" and value is None:
+            raise PydanticCustomError("missing_target", "a .csv source needs 'target': a column")
+        if value is not None and kind not in (None, "csv"):
+            raise _only_for("target", (".csv",), kind, info.data["source"])
+        return value
+
+    @field_validator("features", "categorical")
+    @classmethod
+    def _check_columns(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        kind = _kind_of(info)
+        if value and kind not in (None, "csv"):
+            raise _only_for(info.field_name, (".csv",), kind, info.data["source"])
+        if value and len(set(value)) != len(value):
+            raise PydanticCustomError("duplicate_columns", "lists a column twice")
+        target = info.data.get("target")
+        if value and target in value:
+            raise PydanticCustomError(
+                "target_in_features", "lists the target column '{target}'", {"target": target}
+            )
+        if info.field_name == "categorical" and value and info.data.get("features"):
+            missing = [c for c in value if c not in info.data["features"]]
+            if missing:
+                raise PydanticCustomError(
+                    "categorical_not_feature",
+                    "column(s) {missing} are not in 'features'",
+                    {"missing": ", ".join(missing)},
+                )
+        return value
+
+    @field_validator("steps_per_epoch")
+    @classmethod
+    def _check_steps(cls, value: int | None, info: ValidationInfo) -> int | None:
+        kind = _kind_of(info)
+        if value is not None and kind not in (None, "python"):
+            raise _only_for("steps_per_epoch", ("python: (generator)",), kind, info.data["source"])
+        return value
+
+    def kind(self) -> str:
+        """sklearn, synthetic, python, npz, npy or csv."""
+        return source_kind(self.source)[0]
+
+
+# ---------------------------------------------------------------- preprocess steps
+
+preprocess_registry = Registry("preprocess step")
+
+
+class PreprocessStep(RegisteredSpec):
+    """One preprocess step. Recipe forms: `name`, `{name: value}`, `{name: {args}}`.
+
+    `primary` names the argument the short form `{name: value}` sets (`{scale: 0.5}`).
+    `target` steps transform y; the others transform x.
+    """
+
+    registry: ClassVar[Registry] = preprocess_registry
+    primary: ClassVar[str | None] = None
+    target: ClassVar[bool] = False
+
+
+class InputStep(PreprocessStep):
+    """A step on x; with a multi-input x, `input` picks the one input it applies to."""
+
+    input: str | None = Field(None, description="Multi-input x: the input to apply to (all).")
+
+
+class _AxisStep(InputStep):
+    """A step with statistics per `axis` (kept, as in Keras' Normalization layer)."""
+
+    axis: int | list[int] | None = -1
+
+    @field_validator("axis")
+    @classmethod
+    def _not_batch(cls, value: int | list[int] | None) -> int | list[int] | None:
+        if value == 0 or (isinstance(value, list) and 0 in value):
+            raise ValueError("axis 0 is the batch axis; statistics are always taken over it")
+        return value
+
+
+class Standardize(_AxisStep):
+    """(x - mean) / std, mean and std (population) of the train split.
+
+    `axis` is kept, as in Keras' Normalization layer: statistics are taken over every other
+    axis (the batch axis is axis 0, so -1, the default, means one mean per last-axis feature;
+    null means one mean and std for everything). A constant feature (std 0) is only centered:
+    dividing by Keras' 1e-7 floor would blow any unseen value up by 1e7.
+    """
+
+    type: Literal["standardize"] = "standardize"
+    aliases: ClassVar[tuple[str, ...]] = ("normalize", "normalization")
+
+
+class MinMax(_AxisStep):
+    """Rescale each feature so the train split spans `feature_range` (default [0, 1])."""
+
+    type: Literal["minmax"] = "minmax"
+    aliases: ClassVar[tuple[str, ...]] = ("min_max",)
+    feature_range: tuple[float, float] = (0.0, 1.0)
+
+    @field_validator("feature_range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] >= value[1]:
+            raise ValueError(f"must be [low, high] with low < high, got {list(value)}")
+        return value
+
+
+class Scale(InputStep):
+    """x * scale + offset, as Keras' Rescaling layer (`{scale: 0.00392}` maps 0..255 to 0..1)."""
+
+    type: Literal["scale"] = "scale"
+    aliases: ClassVar[tuple[str, ...]] = ("rescale", "rescaling")
+    primary: ClassVar[str | None] = "scale"
+    scale: float
+    offset: float = 0.0
+
+
+class Reshape(InputStep):
+    """Reshape each sample (batch axis excluded); one dimension may be -1 (inferred)."""
+
+    type: Literal["reshape"] = "reshape"
+    primary: ClassVar[str | None] = "shape"
+    shape: list[int] = Field(min_length=1)
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, value: list[int]) -> list[int]:
+        if any(d == 0 or d < -1 for d in value) or value.count(-1) > 1:
+            raise ValueError(f"dimensions must be > 0, with at most one -1; got {value}")
+        return value
+
+
+class OneHot(PreprocessStep):
+    """Class indices (y) -> one-hot float rows; `num_classes` defaults to the data's count."""
+
+    type: Literal["one_hot"] = "one_hot"
+    aliases: ClassVar[tuple[str, ...]] = ("onehot", "to_categorical")
+    primary: ClassVar[str | None] = "num_classes"
+    target: ClassVar[bool] = True
+    num_classes: int | None = Field(None, gt=1)
+
+
+class Cast(InputStep):
+    """Change x's dtype (x is float32 otherwise)."""
+
+    type: Literal["cast"] = "cast"
+    primary: ClassVar[str | None] = "dtype"
+    dtype: Literal["float16", "float32", "float64", "int32", "int64"] = "float32"
+
+
+def _step_short_form(value: Any) -> Any:
+    """`{scale: 0.5, offset: 0}` -> `{type: scale, scale: 0.5, offset: 0}`; `{standardize: {..}}`.
+
+    A mapping without `type` names its step by the one key that is a step name; the value of
+    that key is the step's arguments, or its `primary` argument; other keys are arguments too.
+    """
+    if not isinstance(value, dict) or "type" in value or not value:
+        return value
+    named = [k for k in value if preprocess_registry.canonical(str(k)) is not None]
+    if len(named) != 1:
+        if len(value) == 1:  # one unknown name: the registry says so, with a suggestion
+            return preprocess_registry.normalize({"type": next(iter(value))})
+        return value  # the registry reports the missing type
+    name = named[0]
+    canonical = preprocess_registry.canonical(str(name))
+    body = value[name]
+    rest = {k: v for k, v in value.items() if k != name}
+    if body is None or isinstance(body, dict):
+        return {"type": canonical, **(body or {}), **rest}
+    primary = preprocess_registry.specs[canonical].primary
+    if primary is None:
+        message = f"'{canonical}' takes no value (write '{canonical}' or {canonical}: {{...}})"
+        raise PydanticCustomError("no_short_form", message)
+    return {"type": canonical, **rest, primary: body}
+
+
+StepRef = Annotated[preprocess_registry.field(), BeforeValidator(_step_short_form)]
+
+
+# ---------------------------------------------------------------- the data section
+
+
+def _source_shorthand(value: Any) -> Any:
+    """`validation: data/val.npz` == `validation: {source: data/val.npz}`."""
+    return {"source": value} if isinstance(value, str) else value
+
+
+NestedSource = Annotated[SourceSpec, BeforeValidator(_source_shorthand)]
+
+# Options a `validation:`/`test:` source of the same kind takes from the main one when it does
+# not give its own (the same CSV target, the same npz array names).
+_INHERITED = {"csv": ("target", "features", "categorical"), "npz": ("x", "y")}
+
+
+class DataSpec(SourceSpec):
+    """The recipe's `data:` mapping: a source, how to split it, how to preprocess it."""
+
+    validation_split: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Fraction held out for validation (random, seeded, "
+        "stratified for class targets); 0: none unless `validation:` is given.",
+    )
+    test_split: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Fraction held out for the final test; 0: none unless `test:` is given.",
+    )
+    validation: NestedSource | None = Field(None, description="An explicit validation source.")
+    test: NestedSource | None = Field(None, description="An explicit test source.")
+    preprocess: list[StepRef] = Field(
+        default_factory=list, description="Steps in order, fitted on the train split only."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_options(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("source"), str):
+            return data
+        try:
+            kind = source_kind(data["source"])[0]
+        except ValueError:
+            return data  # the field validator reports it
+        out = dict(data)
+        for split in ("validation", "test"):
+            nested = _source_shorthand(out.get(split))
+            if not isinstance(nested, dict) or not isinstance(nested.get("source"), str):
+                continue
+            try:
+                same = source_kind(nested["source"])[0] == kind
+            except ValueError:
+                continue
+            inherited = {k: data[k] for k in _INHERITED.get(kind, ()) if k in data}
+            out[split] = {**inherited, **nested} if same else nested
+        return out
+
+    @model_validator(mode="after")
+    def _check_splits(self) -> DataSpec:
+        if self.validation_split + self.test_split >= 1:
+            raise PydanticCustomError(
+                "splits_too_large",
+                "validation_split + test_split must be < 1 (got {v} + {t}), or nothing is left "
+                "to train on",
+                {"v": self.validation_split, "t": self.test_split},
+            )
+        for name, split in (("validation", self.validation_split), ("test", self.test_split)):
+            if split > 0 and getattr(self, name) is not None:
+                raise PydanticCustomError(
+                    "split_twice",
+                    "give either {name}_split or {name}:, not both",
+                    {"name": name},
+                )
+        return self
+
+    def source_spec(self) -> SourceSpec:
+        """Just the main source's options (what `validation:`/`test:` also hold)."""
+        return SourceSpec.model_validate({k: getattr(self, k) for k in SourceSpec.model_fields})

@@ -1,0 +1,293 @@
+"""`load_data`: a DataSpec in, train / validation / test splits out, preprocessed and described.
+
+Splits by fraction are random and seeded, and stratified for class targets: each class is
+shuffled and cut in the same proportions, so every split keeps the class balance (Keras instead
+takes the last rows of the arrays, unshuffled). A split holds round(fraction * n) samples; the
+test split is cut first, then validation, and the train split keeps the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kcli.data.preprocess import SINGLE_INPUT, Preprocessing
+from kcli.data.sources import RawData, StreamSource, n_samples, read_source
+from kcli.data.spec import DataSpec
+from kcli.data.targets import (
+    TargetInfo,
+    count_classes,
+    describe_target,
+    encode_y,
+    fit_class_names,
+    is_label_strings,
+)
+from kcli.errors import KcliError, Loc
+
+SPLITS = ("train", "validation", "test")
+FIT_BATCHES = 100  # a generator's preprocessing is fitted on at most this many batches
+
+
+@dataclass
+class ArraySplit:
+    """One split in memory: x (array, or dict by input name), y, optional sample weights."""
+
+    x: Any
+    y: np.ndarray | None
+    sample_weight: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return n_samples(self.x)
+
+
+class StreamSplit:
+    """A python generator source, preprocessed batch by batch.
+
+    Without `steps_per_epoch`, each epoch calls the user's function again and runs its iterable
+    to the end. With it, one iterator carries on across epochs (so an endless generator keeps
+    going, as in Keras) and is re-created by calling the function again when it runs out.
+    """
+
+    def __init__(self, source: StreamSource, preprocessing: Preprocessing) -> None:
+        self.source = source
+        self.preprocessing = preprocessing
+        self.steps_per_epoch = source.steps_per_epoch
+        self._iterator: Iterator[Any] | None = None
+
+    def epoch(self, n_batches: int | None = None) -> Iterator[tuple[Any, Any, Any]]:
+        """The next epoch's (x, y, sample_weight) numpy batches; `n_batches` overrides the count."""
+        n_batches = n_batches if n_batches is not None else self.steps_per_epoch
+        if n_batches is None:
+            for number, batch in enumerate(self.source.open()):
+                yield self._prepare(batch, number)
+            return
+        for number in range(n_batches):
+            batch = next(self._iterator, None) if self._iterator is not None else None
+            if batch is None:
+                self._iterator = self.source.open()
+                batch = next(self._iterator, None)
+                if batch is None:
+                    raise KcliError(
+                        f"{self.source.where} yielded no batches", loc=(*self.source.loc, "source")
+                    )
+            yield self._prepare(batch, number)
+
+    def _prepare(self, batch: Any, number: int) -> tuple[Any, Any, Any]:
+        x, y, weight = unpack_batch(batch, self.source, number)
+        where = f"{self.source.where} batch {number}"
+        prep = self.preprocessing
+        return prep.transform_x(x, where, self.source.loc), prep.transform_y(y, where), weight
+
+
+@dataclass
+class Splits:
+    """What the trainer gets: the splits, the fitted preprocessing and the target's facts."""
+
+    train: ArraySplit | StreamSplit
+    validation: ArraySplit | StreamSplit | None
+    test: ArraySplit | StreamSplit | None
+    preprocessing: Preprocessing
+    target: TargetInfo
+    input_shapes: dict[str, tuple[int, ...]]  # per sample, after preprocessing; "input" if one
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The per-sample x shape of a single-input data set."""
+        if set(self.input_shapes) != {SINGLE_INPUT}:
+            raise KcliError(f"the data has several inputs: {sorted(self.input_shapes)}")
+        return self.input_shapes[SINGLE_INPUT]
+
+
+def unpack_batch(batch: Any, source: StreamSource, number: int) -> tuple[Any, Any, Any]:
+    """A generator's batch -> (x, y, sample_weight) as numpy arrays."""
+    if not isinstance(batch, tuple | list) or len(batch) not in (2, 3):
+        raise KcliError(
+            f"{source.where} batch {number} is {type(batch).__name__}; expected (x, y) or "
+            "(x, y, sample_weight)",
+            loc=(*source.loc, "source"),
+        )
+    x, y, *rest = batch
+    x = {k: np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else np.asarray(x)
+    weight = np.asarray(rest[0], np.float32) if rest and rest[0] is not None else None
+    return x, np.asarray(y), weight
+
+
+def strata(y: np.ndarray | None) -> np.ndarray | None:
+    """Class codes to stratify by, or None when y is not a class target."""
+    if y is None:
+        return None
+    flat = y.reshape(len(y), -1)
+    if is_label_strings(y) or y.dtype.kind in "biu":
+        if flat.shape[1] != 1:
+            return None
+        return np.unique(
+            flat[:, 0].astype(str) if is_label_strings(y) else flat[:, 0], return_inverse=True
+        )[1]
+    if y.dtype.kind == "f" and np.isin(flat, (0.0, 1.0)).all():
+        if flat.shape[1] == 1:
+            return flat[:, 0].astype(np.int64)
+        if np.all(flat.sum(axis=1) == 1):
+            return flat.argmax(axis=1)
+    return None
+
+
+def split_indices(
+    n: int, fractions: dict[str, float], codes: np.ndarray | None, seed: int, loc: Loc = ("data",)
+) -> dict[str, np.ndarray]:
+    """Sorted sample indices of each split ('train' and those with a fraction > 0)."""
+    sizes = {name: math.floor(f * n + 0.5) for name, f in fractions.items() if f > 0}
+    for name, size in sizes.items():
+        if size == 0:
+            raise KcliError(
+                f"{name}_split {fractions[name]} of {n} samples leaves the {name} split empty "
+                f"({fractions[name]} * {n} rounds to 0); use a larger fraction",
+                loc=(*loc, f"{name}_split"),
+            )
+    if n - sum(sizes.values()) <= 0:
+        raise KcliError(
+            f"validation_split + test_split leave no training samples out of {n}",
+            loc=(*loc, "validation_split"),
+        )
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, 7])
+    order = [s for s in ("test", "validation") if s in sizes]
+    if codes is None:
+        groups = [rng.permutation(n)]
+        quotas = [{s: sizes[s] for s in order}]
+    else:
+        groups = [rng.permutation(np.flatnonzero(codes == c)) for c in np.unique(codes)]
+        quotas = _stratified_quotas([len(g) for g in groups], sizes, order)
+    parts: dict[str, list[np.ndarray]] = {s: [] for s in ("train", *order)}
+    for members, quota in zip(groups, quotas, strict=True):
+        start = 0
+        for split in order:
+            parts[split].append(members[start : start + quota[split]])
+            start += quota[split]
+        parts["train"].append(members[start:])
+    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+
+
+def _stratified_quotas(
+    counts: list[int], sizes: dict[str, int], order: list[str]
+) -> list[dict[str, int]]:
+    """Per class, how many samples go to each split: proportional, summing to each size.
+
+    Largest remainders get the extra samples, never taking a class's last free sample.
+    """
+    n = sum(counts)
+    room = list(counts)
+    quotas: list[dict[str, int]] = [{} for _ in counts]
+    for split in order:
+        exact = [sizes[split] * c / n for c in counts]
+        for i, value in enumerate(exact):
+            quotas[i][split] = min(math.floor(value), room[i])
+            room[i] -= quotas[i][split]
+        left = sizes[split] - sum(q[split] for q in quotas)
+        by_remainder = sorted(range(len(counts)), key=lambda i: exact[i] - math.floor(exact[i]))
+        while left > 0:
+            for i in reversed(by_remainder):
+                if left and room[i] > 0:
+                    quotas[i][split] += 1
+                    room[i] -= 1
+                    left -= 1
+    return quotas
+
+
+def _target_loc(raw: RawData) -> Loc:
+    if raw.columns is not None:
+        return (*raw.loc, "target")
+    return (*raw.loc, "y") if raw.where.endswith((".npz", ".npy")) else (*raw.loc, "source")
+
+
+def _read_extra(spec: DataSpec, base_dir: Path, seed: int) -> dict[str, Any]:
+    extra = {}
+    for name in ("validation", "test"):
+        nested = getattr(spec, name)
+        if nested is not None:
+            found = read_source(nested, base_dir, seed, ("data", name))
+            if isinstance(found, dict):
+                raise KcliError(
+                    f"{nested.source} returns a dict of splits; a {name}: source must give (x, y)",
+                    loc=("data", name, "source"),
+                )
+            extra[name] = found
+    return extra
+
+
+def load_data(spec: DataSpec, base_dir: Path, seed: int) -> Splits:
+    """Read, split, fit preprocessing on train, transform every split, describe the target.
+
+    Relative paths resolve against `base_dir` (the recipe's folder), which is also put on the
+    import path of a `python:` source: such a recipe runs the user's code.
+    """
+    base_dir = Path(base_dir)
+    main = read_source(spec.source_spec(), base_dir, seed, ("data",))
+    extra = _read_extra(spec, base_dir, seed)
+    if isinstance(main, StreamSource):
+        from kcli.data.streams import load_stream
+
+        return load_stream(spec, main, extra)
+    parts: dict[str, Any] = dict(main) if isinstance(main, dict) else {"train": main}
+    for name in ("validation", "test"):
+        if name in parts and (getattr(spec, name) is not None or getattr(spec, f"{name}_split")):
+            raise KcliError(
+                f"{spec.source} already returns a {name} split; remove {name}: / {name}_split",
+                loc=("data", name if getattr(spec, name) is not None else f"{name}_split"),
+            )
+        if name in extra:
+            parts[name] = extra[name]
+    train: RawData = parts["train"]
+    fractions = {"validation": spec.validation_split, "test": spec.test_split}
+    if any(fractions.values()):
+        indices = split_indices(len(train), fractions, strata(train.y), seed)
+        for name, index in indices.items():
+            parts[name] = train.take(index)
+            if name != "train":
+                parts[name].where = f"{train.where} ({name} split)"
+    return fit_and_transform(spec, parts)
+
+
+def fit_and_transform(spec: DataSpec, parts: dict[str, Any]) -> Splits:
+    """Fit the preprocessing on parts['train'] and apply it to every array split."""
+    train: RawData = parts["train"]
+    class_names = fit_class_names(train.y, train.class_names)
+    ys = {}
+    for name, raw in parts.items():
+        if isinstance(raw, RawData):
+            if raw.y is None:
+                raise KcliError(f"{raw.where} has no y", loc=_target_loc(raw))
+            ys[name] = encode_y(raw.y, class_names, raw.where, _target_loc(raw), raw.row_label)
+    n_classes = count_classes(list(ys.values()), class_names)
+    prep = Preprocessing.fit(
+        spec.preprocess,
+        train.x,
+        ys["train"],
+        columns=train.columns,
+        categorical=train.categorical,
+        class_names=class_names,
+        n_classes=n_classes,
+        where=train.where,
+        row_label=train.row_label,
+    )
+    out: dict[str, Any] = {}
+    for name, raw in parts.items():
+        if not isinstance(raw, RawData):
+            out[name] = StreamSplit(raw, prep)  # validation/test from a generator
+            continue
+        x = prep.transform_x(raw.x, raw.where, raw.loc, raw.row_label)
+        y = prep.transform_y(raw.y, raw.where, _target_loc(raw), raw.row_label)
+        out[name] = ArraySplit(x, y, raw.sample_weight)
+    finals = [out[n].y for n in SPLITS if isinstance(out.get(n), ArraySplit)]
+    prep.target = describe_target(finals, class_names, n_classes, _target_loc(train))
+    return Splits(
+        out["train"],
+        out.get("validation"),
+        out.get("test"),
+        prep,
+        prep.target,
+        prep.output_shapes(),
+    )

@@ -1,0 +1,553 @@
+"""Keras' metrics: `metrics: [accuracy, mae, {type: auc, curve: PR}]`.
+
+A spec names a metric and its Keras arguments; `build()` gives a streaming `Metric` whose state
+lives on the device of the tensors it sees: `update` launches kernels only (no `.item()`),
+`compute` returns a 0-dim tensor, and `state()` returns SUMS (weighted totals, counts, confusion
+counts), so a distributed trainer can all-reduce them and `load_state` the result. Metrics see
+the model's activated output (probabilities), never logits.
+
+Choices where Keras says nothing or logs non-scalars:
+  - the log name is `name` when given, else the metric's short name (`mean_squared_error` and
+    `mse` both log `mse`); `accuracy` resolved from the loss keeps the log name `accuracy`;
+  - `f1_score` averages over classes (`average: macro`) by default, since we log scalars (Keras'
+    default None gives one value per class); on a 1-unit output its default threshold is 0.5;
+  - precision, recall, f1_score and auc accept integer labels against a multi-unit output
+    (one-hot encoded internally); Keras wants the labels one-hot already.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import Field
+
+from kcli.registry import RegisteredSpec, Registry
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from kcli.losses import LossSpec
+
+metric_registry = Registry("metric")
+EPSILON = 1e-7  # Keras' backend epsilon
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class MetricSpec(RegisteredSpec):
+    """A metric; `log_name` is what the trainer logs it as (`val_` prefixed on validation)."""
+
+    registry: ClassVar[Registry] = metric_registry
+    short_name: ClassVar[str] = ""
+
+    name: str | None = Field(None, description="The logged name; default: the short name.")
+
+    @property
+    def log_name(self) -> str:
+        return self.name or self.short_name or self.type
+
+    def resolve(self, loss: LossSpec) -> MetricSpec:
+        """This metric for `loss` (only `accuracy` changes: see Accuracy)."""
+        return self
+
+    def build(self) -> Metric:
+        raise NotImplementedError  # every registered metric overrides this
+
+
+# -- the streaming metrics ----------------------------------------------------------------------
+class Metric:
+    """Streaming state of sums on the device; subclasses give `_add` and `compute`."""
+
+    def __init__(self) -> None:
+        self._state: dict[str, Tensor] = {}
+
+    def _initial(self, like: Tensor, width: int) -> dict[str, Tensor]:
+        raise NotImplementedError  # every metric overrides this
+
+    def update(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor | None = None) -> None:
+        """Add a batch: y_pred (N, ...) probabilities, y_true labels, sample_weight (N,)."""
+        torch = _torch()
+        y_pred = y_pred.detach()
+        y_pred = y_pred.float() if y_pred.dtype != torch.float64 else y_pred
+        if y_pred.ndim == 1:
+            y_pred = y_pred.unsqueeze(-1)
+        y_true = y_true.detach().to(y_pred.device)
+        if sample_weight is None:
+            sample_weight = torch.ones(y_pred.shape[0], device=y_pred.device, dtype=y_pred.dtype)
+        sample_weight = sample_weight.detach().to(y_pred.device, y_pred.dtype).reshape(-1)
+        width = y_pred.shape[-1]
+        if not self._state:
+            self._state = self._initial(y_pred, width)
+        elif next(iter(self._state.values())).device != y_pred.device:
+            self._state = {k: v.to(y_pred.device) for k, v in self._state.items()}
+        self._add(y_pred, y_true, sample_weight)
+
+    def _add(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> None:
+        raise NotImplementedError  # every metric overrides this
+
+    def compute(self) -> Tensor:
+        raise NotImplementedError  # every metric overrides this
+
+    def reset(self) -> None:
+        self._state = {}
+
+    def state(self) -> dict[str, Tensor]:
+        """The running sums (empty before the first update)."""
+        return dict(self._state)
+
+    def load_state(self, state: dict[str, Tensor]) -> None:
+        self._state = {k: v.detach().clone() for k, v in state.items()}
+
+
+def _divide(num: Tensor, den: Tensor) -> Tensor:
+    """num / den, 0 where den is 0 (Keras' divide_no_nan)."""
+    torch = _torch()
+    return torch.where(den == 0, torch.zeros_like(num), num / torch.where(den == 0, 1.0, den))
+
+
+def _aligned(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    """Targets at y_pred's rank: (N,) against (N, 1) gains the axis instead of broadcasting."""
+    if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
+        return y_true.unsqueeze(-1)
+    if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
+        return y_true.squeeze(-1)
+    return y_true
+
+
+def _labels(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    """Integer class labels at y_pred's rank minus one (from (N,) or (N, 1) targets)."""
+    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
+        y_true = y_true.squeeze(-1)
+    return y_true.round().long() if y_true.is_floating_point() else y_true.long()
+
+
+def _dense_targets(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    """Float targets shaped like y_pred; class labels against K > 1 units become one-hot."""
+    torch = _torch()
+    if (
+        y_pred.shape[-1] > 1
+        and y_true.ndim < y_pred.ndim
+        or (y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1 and y_pred.shape[-1] > 1)
+    ):
+        labels = _labels(y_pred, y_true)
+        return torch.nn.functional.one_hot(labels, y_pred.shape[-1]).to(y_pred.dtype)
+    return _aligned(y_pred, y_true).to(y_pred.dtype)
+
+
+def _per_sample(values: Tensor) -> Tensor:
+    return values if values.ndim == 1 else values.flatten(1).mean(1)
+
+
+def _in_top_k(y_pred: Tensor, labels: Tensor, k: int) -> Tensor:
+    """1.0 where the label's score is at least the k-th largest (ties count as in, as Keras)."""
+    k = min(k, y_pred.shape[-1])
+    kth = y_pred.topk(k, dim=-1).values[..., -1]
+    target = y_pred.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    return (target >= kth).to(y_pred.dtype)
+
+
+class MeanMetric(Metric):
+    """The sample-weighted mean of a per-sample value (sqrt of it for rmse)."""
+
+    def __init__(self, values, root: bool = False) -> None:
+        super().__init__()
+        self._values, self._root = values, root
+
+    def _initial(self, like: Tensor, width: int) -> dict[str, Tensor]:
+        return {"total": like.new_zeros(()), "count": like.new_zeros(())}
+
+    def _add(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> None:
+        values = _per_sample(self._values(y_pred, y_true))
+        self._state["total"] += (values * sample_weight).sum()
+        self._state["count"] += sample_weight.sum()
+
+    def compute(self) -> Tensor:
+        if not self._state:
+            return _torch().zeros(())
+        mean = _divide(self._state["total"], self._state["count"])
+        return mean.sqrt() if self._root else mean
+
+
+class ConfusionMetric(Metric):
+    """Precision or recall at one threshold, over all elements (Keras' confusion counts)."""
+
+    def __init__(self, kind: str, threshold: float, top_k: int | None, class_id: int | None):
+        super().__init__()
+        self._kind, self._threshold, self._top_k, self._class_id = kind, threshold, top_k, class_id
+
+    def _initial(self, like: Tensor, width: int) -> dict[str, Tensor]:
+        return {
+            k: like.new_zeros(()) for k in ("true_positives", "false_positives", "false_negatives")
+        }
+
+    def _add(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> None:
+        torch = _torch()
+        y_true = _dense_targets(y_pred, y_true)
+        if self._top_k is not None:
+            # Only each row's top-k scores may count as positive.
+            kth = y_pred.topk(min(self._top_k, y_pred.shape[-1]), dim=-1).values[..., -1:]
+            y_pred = torch.where(y_pred >= kth, y_pred, torch.full_like(y_pred, -torch.inf))
+        weight = sample_weight.reshape(-1, *([1] * (y_pred.ndim - 1))).expand_as(y_pred)
+        if self._class_id is not None:
+            y_true, y_pred, weight = (t[..., self._class_id] for t in (y_true, y_pred, weight))
+        predicted = (y_pred > self._threshold).to(weight.dtype)
+        actual = (y_true != 0).to(weight.dtype)
+        self._state["true_positives"] += (weight * predicted * actual).sum()
+        self._state["false_positives"] += (weight * predicted * (1 - actual)).sum()
+        self._state["false_negatives"] += (weight * (1 - predicted) * actual).sum()
+
+    def compute(self) -> Tensor:
+        if not self._state:
+            return _torch().zeros(())
+        tp = self._state["true_positives"]
+        other = self._state["false_positives" if self._kind == "precision" else "false_negatives"]
+        return _divide(tp, tp + other)
+
+
+class F1Metric(Metric):
+    """Keras' F1Score: per-class counts, F1 per class, then averaged (micro/macro/weighted)."""
+
+    def __init__(self, average: str, threshold: float | None) -> None:
+        super().__init__()
+        self._average, self._threshold = average, threshold
+
+    def _initial(self, like: Tensor, width: int) -> dict[str, Tensor]:
+        names = ("true_positives", "false_positives", "false_negatives", "intermediate_weights")
+        return {k: like.new_zeros(width) for k in names}
+
+    def _add(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> None:
+        y_true = _dense_targets(y_pred, y_true).reshape(-1, y_pred.shape[-1])
+        y_pred = y_pred.reshape(-1, y_pred.shape[-1])
+        weight = sample_weight.repeat_interleave(y_pred.shape[0] // sample_weight.shape[0])
+        weight = weight.unsqueeze(-1)
+        threshold = self._threshold
+        if threshold is None and y_pred.shape[-1] == 1:
+            threshold = 0.5  # argmax of one unit would call every sample positive
+        if threshold is None:
+            top = y_pred.amax(-1, keepdim=True)
+            predicted = ((y_pred >= top) & (y_pred.abs() > 1e-9)).to(y_pred.dtype)
+        else:
+            predicted = (y_pred > threshold).to(y_pred.dtype)
+        self._state["true_positives"] += (weight * predicted * y_true).sum(0)
+        self._state["false_positives"] += (weight * predicted * (1 - y_true)).sum(0)
+        self._state["false_negatives"] += (weight * (1 - predicted) * y_true).sum(0)
+        self._state["intermediate_weights"] += (weight * y_true).sum(0)
+
+    def compute(self) -> Tensor:
+        if not self._state:
+            return _torch().zeros(())
+        tp, fp, fn = (
+            self._state[k] for k in ("true_positives", "false_positives", "false_negatives")
+        )
+        if self._average == "micro":
+            tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
+        precision = tp / (tp + fp + EPSILON)
+        recall = tp / (tp + fn + EPSILON)
+        f1 = 2 * precision * recall / (precision + recall + EPSILON)
+        if self._average == "weighted":
+            weights = self._state["intermediate_weights"]
+            return (f1 * weights / (weights.sum() + EPSILON)).sum()
+        return f1.mean()
+
+
+class AUCMetric(Metric):
+    """Keras' AUC: confusion counts at num_thresholds evenly spaced thresholds, then a sum."""
+
+    def __init__(self, num_thresholds: int, curve: str, summation_method: str) -> None:
+        super().__init__()
+        self._n, self._curve, self._summation = num_thresholds, curve, summation_method
+
+    def _initial(self, like: Tensor, width: int) -> dict[str, Tensor]:
+        names = ("true_positives", "false_positives", "true_negatives", "false_negatives")
+        return {k: like.new_zeros(self._n) for k in names}
+
+    def _add(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> None:
+        torch = _torch()
+        y_true = _dense_targets(y_pred, y_true)
+        weight = sample_weight.reshape(-1, *([1] * (y_pred.ndim - 1))).expand_as(y_pred)
+        y_pred, y_true, weight = y_pred.reshape(-1), y_true.reshape(-1), weight.reshape(-1)
+        # Thresholds are -eps, 1/(n-1), ..., (n-2)/(n-1), 1+eps: a score p exceeds threshold i
+        # exactly when its bucket ceil(p*(n-1)) - 1 (>= 0) is >= i, so one scatter per batch
+        # and a reversed cumulative sum give the counts at every threshold.
+        bucket = (torch.ceil(y_pred.clamp(0, 1) * (self._n - 1)) - 1).clamp_min(0).long()
+        positives = y_pred.new_zeros(self._n).scatter_add_(0, bucket, y_true * weight)
+        negatives = y_pred.new_zeros(self._n).scatter_add_(0, bucket, (1 - y_true) * weight)
+        tp = positives.flip(0).cumsum(0).flip(0)
+        fp = negatives.flip(0).cumsum(0).flip(0)
+        self._state["true_positives"] += tp
+        self._state["false_positives"] += fp
+        self._state["false_negatives"] += tp[0] - tp
+        self._state["true_negatives"] += fp[0] - fp
+
+    def compute(self) -> Tensor:
+        torch = _torch()
+        if not self._state:
+            return torch.zeros(())
+        tp, fp = self._state["true_positives"], self._state["false_positives"]
+        tn, fn = self._state["true_negatives"], self._state["false_negatives"]
+        if self._curve == "PR" and self._summation == "interpolation":
+            return self._interpolated_pr(tp, fp, fn)
+        recall = _divide(tp, tp + fn)
+        if self._curve == "ROC":
+            x, y = _divide(fp, fp + tn), recall
+        else:
+            x, y = recall, _divide(tp, tp + fp)
+        if self._summation == "interpolation":
+            heights = (y[:-1] + y[1:]) / 2
+        elif self._summation == "minoring":
+            heights = torch.minimum(y[:-1], y[1:])
+        else:
+            heights = torch.maximum(y[:-1], y[1:])
+        return ((x[:-1] - x[1:]) * heights).sum()
+
+    @staticmethod
+    def _interpolated_pr(tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
+        """Davis & Goadrich's PR-AUC: precision interpolated between thresholds."""
+        torch = _torch()
+        d_tp = tp[:-1] - tp[1:]
+        p = tp + fp
+        d_p = p[:-1] - p[1:]
+        slope = _divide(d_tp, d_p.clamp_min(0))
+        intercept = tp[1:] - slope * p[1:]
+        both = (p[:-1] > 0) & (p[1:] > 0)
+        ratio = torch.where(both, _divide(p[:-1], p[1:].clamp_min(0)), torch.ones_like(p[1:]))
+        increments = _divide(
+            slope * (d_tp + intercept * ratio.log()), (tp[1:] + fn[1:]).clamp_min(0)
+        )
+        return increments.sum()
+
+
+class R2Metric(Metric):
+    """Keras' R2Score: 1 - SS_res / SS_tot per output, averaged over outputs."""
+
+    def __init__(self, class_aggregation: str) -> None:
+        super().__init__()
+        self._aggregation = class_aggregation
+
+    def _initial(self, like: Tensor, width: int) -> dict[str, Tensor]:
+        size = like[0].numel()
+        return {k: like.new_zeros(size) for k in ("sum", "squared_sum", "total_mse", "count")}
+
+    def _add(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> None:
+        y_true = _aligned(y_pred, y_true).to(y_pred.dtype).reshape(y_pred.shape[0], -1)
+        y_pred = y_pred.reshape(y_pred.shape[0], -1)
+        weight = sample_weight.unsqueeze(-1)
+        self._state["sum"] += (weight * y_true).sum(0)
+        self._state["squared_sum"] += (weight * y_true.square()).sum(0)
+        self._state["total_mse"] += (weight * (y_true - y_pred).square()).sum(0)
+        self._state["count"] += weight.sum(0).expand_as(self._state["count"])
+
+    def compute(self) -> Tensor:
+        torch = _torch()
+        if not self._state:
+            return torch.zeros(())
+        mean = self._state["sum"] / self._state["count"]
+        total = self._state["squared_sum"] - self._state["sum"] * mean
+        scores = 1 - self._state["total_mse"] / total
+        scores = torch.where(torch.isinf(scores), torch.zeros_like(scores), scores)
+        if self._aggregation == "variance_weighted":
+            return (scores * total / total.sum()).sum()
+        return scores.mean()
+
+
+# -- per-sample values of the mean metrics ------------------------------------------------------
+def _exact_match(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    return (_aligned(y_pred, y_true).to(y_pred.dtype) == y_pred).to(y_pred.dtype).mean(-1)
+
+
+def _categorical_match(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    return (y_true.argmax(-1) == y_pred.argmax(-1)).to(y_pred.dtype)
+
+
+def _sparse_match(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    return (_labels(y_pred, y_true) == y_pred.argmax(-1)).to(y_pred.dtype)
+
+
+def _errors(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    return y_pred - _aligned(y_pred, y_true).to(y_pred.dtype)
+
+
+def _squared_error(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    return _errors(y_pred, y_true).square().mean(-1)
+
+
+def _absolute_error(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    return _errors(y_pred, y_true).abs().mean(-1)
+
+
+def _percentage_error(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    scale = _aligned(y_pred, y_true).to(y_pred.dtype).abs().clamp_min(EPSILON)
+    return 100.0 * (_errors(y_pred, y_true).abs() / scale).mean(-1)
+
+
+# -- the specs ----------------------------------------------------------------------------------
+class Accuracy(MetricSpec):
+    """Exact equality; in `compile.metrics` resolved from the loss as Keras does."""
+
+    type: Literal["accuracy"] = "accuracy"
+    aliases: ClassVar[tuple[str, ...]] = ("acc",)
+    short_name: ClassVar[str] = "accuracy"
+
+    def resolve(self, loss: LossSpec) -> MetricSpec:
+        """sparse labels -> sparse_categorical_accuracy, one-hot -> categorical, 0/1 -> binary."""
+        resolved = {
+            "sparse": SparseCategoricalAccuracy,
+            "onehot": CategoricalAccuracy,
+            "binary": BinaryAccuracy,
+        }.get(loss.target_kind)
+        return self if resolved is None else resolved(name=self.log_name)
+
+    def build(self) -> Metric:
+        return MeanMetric(_exact_match)
+
+
+class BinaryAccuracy(MetricSpec):
+    """Share of outputs where (p > threshold) equals the 0/1 label."""
+
+    type: Literal["binary_accuracy"] = "binary_accuracy"
+    short_name: ClassVar[str] = "binary_accuracy"
+    threshold: float = 0.5
+
+    def build(self) -> Metric:
+        def match(y_pred: Tensor, y_true: Tensor) -> Tensor:
+            return _exact_match((y_pred > self.threshold).to(y_pred.dtype), y_true)
+
+        return MeanMetric(match)
+
+
+class CategoricalAccuracy(MetricSpec):
+    type: Literal["categorical_accuracy"] = "categorical_accuracy"
+    short_name: ClassVar[str] = "categorical_accuracy"
+
+    def build(self) -> Metric:
+        return MeanMetric(_categorical_match)
+
+
+class SparseCategoricalAccuracy(MetricSpec):
+    type: Literal["sparse_categorical_accuracy"] = "sparse_categorical_accuracy"
+    short_name: ClassVar[str] = "sparse_categorical_accuracy"
+
+    def build(self) -> Metric:
+        return MeanMetric(_sparse_match)
+
+
+class TopKCategoricalAccuracy(MetricSpec):
+    """Share of samples whose one-hot class is among the k highest scores."""
+
+    type: Literal["top_k_categorical_accuracy"] = "top_k_categorical_accuracy"
+    short_name: ClassVar[str] = "top_k_categorical_accuracy"
+    k: int = Field(5, ge=1)
+
+    def build(self) -> Metric:
+        return MeanMetric(lambda y_pred, y_true: _in_top_k(y_pred, y_true.argmax(-1), self.k))
+
+
+class SparseTopKCategoricalAccuracy(MetricSpec):
+    """Share of samples whose integer label is among the k highest scores."""
+
+    type: Literal["sparse_top_k_categorical_accuracy"] = "sparse_top_k_categorical_accuracy"
+    short_name: ClassVar[str] = "sparse_top_k_categorical_accuracy"
+    k: int = Field(5, ge=1)
+
+    def build(self) -> Metric:
+        return MeanMetric(lambda y_pred, y_true: _in_top_k(y_pred, _labels(y_pred, y_true), self.k))
+
+
+class Precision(MetricSpec):
+    """TP / (TP + FP) over all outputs, p > thresholds counting as positive."""
+
+    type: Literal["precision"] = "precision"
+    short_name: ClassVar[str] = "precision"
+    thresholds: float = Field(0.5, ge=0, le=1)
+    top_k: int | None = Field(None, ge=1)
+    class_id: int | None = Field(None, ge=0)
+
+    def build(self) -> Metric:
+        return ConfusionMetric(self.type, self.thresholds, self.top_k, self.class_id)
+
+
+class Recall(Precision):
+    """TP / (TP + FN) over all outputs, p > thresholds counting as positive."""
+
+    type: Literal["recall"] = "recall"  # type: ignore[assignment]
+    short_name: ClassVar[str] = "recall"
+
+
+class F1Score(MetricSpec):
+    """Harmonic mean of precision and recall per class, averaged (`macro` by default)."""
+
+    type: Literal["f1_score"] = "f1_score"
+    short_name: ClassVar[str] = "f1_score"
+    average: Literal["micro", "macro", "weighted"] = "macro"
+    threshold: float | None = Field(None, ge=0, le=1)
+
+    def build(self) -> Metric:
+        return F1Metric(self.average, self.threshold)
+
+
+class AUC(MetricSpec):
+    """Area under the ROC or PR curve from num_thresholds confusion counts (Keras' AUC)."""
+
+    type: Literal["auc"] = "auc"
+    short_name: ClassVar[str] = "auc"
+    num_thresholds: int = Field(200, gt=1)
+    curve: Literal["ROC", "PR"] = "ROC"
+    summation_method: Literal["interpolation", "minoring", "majoring"] = "interpolation"
+
+    def build(self) -> Metric:
+        return AUCMetric(self.num_thresholds, self.curve, self.summation_method)
+
+
+class MeanSquaredError(MetricSpec):
+    type: Literal["mean_squared_error"] = "mean_squared_error"
+    aliases: ClassVar[tuple[str, ...]] = ("mse",)
+    short_name: ClassVar[str] = "mse"
+
+    def build(self) -> Metric:
+        return MeanMetric(_squared_error)
+
+
+class RootMeanSquaredError(MetricSpec):
+    type: Literal["root_mean_squared_error"] = "root_mean_squared_error"
+    aliases: ClassVar[tuple[str, ...]] = ("rmse",)
+    short_name: ClassVar[str] = "rmse"
+
+    def build(self) -> Metric:
+        return MeanMetric(_squared_error, root=True)
+
+
+class MeanAbsoluteError(MetricSpec):
+    type: Literal["mean_absolute_error"] = "mean_absolute_error"
+    aliases: ClassVar[tuple[str, ...]] = ("mae",)
+    short_name: ClassVar[str] = "mae"
+
+    def build(self) -> Metric:
+        return MeanMetric(_absolute_error)
+
+
+class MeanAbsolutePercentageError(MetricSpec):
+    type: Literal["mean_absolute_percentage_error"] = "mean_absolute_percentage_error"
+    aliases: ClassVar[tuple[str, ...]] = ("mape",)
+    short_name: ClassVar[str] = "mape"
+
+    def build(self) -> Metric:
+        return MeanMetric(_percentage_error)
+
+
+class R2Score(MetricSpec):
+    """Coefficient of determination per output, averaged uniformly or by variance."""
+
+    type: Literal["r2_score"] = "r2_score"
+    short_name: ClassVar[str] = "r2_score"
+    class_aggregation: Literal["uniform_average", "variance_weighted"] = "uniform_average"
+
+    def build(self) -> Metric:
+        return R2Metric(self.class_aggregation)
+
+
+MetricRef = metric_registry.field()
+"""The type of an item of `compile.metrics`: a name or a `{type: ..., params}` mapping."""

@@ -1,0 +1,245 @@
+"""Channels-last convolutions with TensorFlow's padding rules (Keras' Conv*, Depthwise, Separable).
+
+Inputs and outputs are channels-last, as in Keras: (N, L, C) and (N, H, W, C). Each forward
+permutes to channels-first as a view (for a contiguous (N, H, W, C) tensor, `permute(0, 3, 1, 2)`
+is already torch's channels_last memory format, so no copy is made), runs `F.conv*`, and permutes
+back. Kernels are kept in torch's layout ((out, in/groups, *k), or (in, out/groups, *k) for the
+transposed conv) so no per-step weight transposes are needed; Keras' layout is HWIO.
+
+"same" padding is TensorFlow's: total = max((ceil(n/s) - 1)*s + (k-1)*d + 1 - n, 0), split with
+the odd pixel at the end (bottom/right). torch's `padding=` is symmetric, so it is used only when
+both sides are equal; otherwise the input is padded explicitly with `F.pad` first. Where a
+spatial size is unknown at build time (None), the pads are worked out from the tensor's shape.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Pads = tuple[tuple[int, int], ...]  # (before, after) per spatial axis, in axis order
+
+
+def tf_same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow's "same" (before, after) padding of one axis: the odd pixel goes after."""
+    effective = (kernel - 1) * dilation + 1
+    total = max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+def to_channels_first(x: torch.Tensor) -> torch.Tensor:
+    """(N, *spatial, C) -> (N, C, *spatial), a view."""
+    return x.permute(0, x.dim() - 1, *range(1, x.dim() - 1))
+
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, *spatial) -> (N, *spatial, C), a view."""
+    return x.permute(0, *range(2, x.dim()), 1)
+
+
+def _pad_arg(pads: Pads) -> list[int]:
+    """F.pad's argument (last axis first) for per-axis (before, after) pads."""
+    flat: list[int] = []
+    for before, after in reversed(pads):
+        flat += [before, after]
+    return flat
+
+
+class SpatialPadding:
+    """How a conv or pool pads its spatial axes: none, fixed pads, or TF-same from the shape.
+
+    `mode` is "valid", "same" or "causal" (1-D: all (k-1)*d on the left). `sizes` are the
+    spatial sizes known at build time (None where unknown: computed per call).
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        sizes: tuple[int | None, ...],
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+        dilation: tuple[int, ...],
+    ) -> None:
+        self.mode = mode
+        self.kernel, self.strides, self.dilation = kernel, strides, dilation
+        self.static: Pads | None = None
+        if mode == "valid":
+            self.static = tuple((0, 0) for _ in kernel)
+        elif mode == "causal":
+            self.static = tuple(((k - 1) * d, 0) for k, d in zip(kernel, dilation, strict=True))
+        else:
+            # With stride 1 the pads do not depend on the size: any size gives them.
+            sizes = tuple(
+                1 if n is None and s == 1 else n for n, s in zip(sizes, strides, strict=True)
+            )
+            if all(n is not None for n in sizes):
+                self.static = self._same(sizes)
+
+    def _same(self, sizes) -> Pads:
+        return tuple(
+            tf_same_pads(n, k, s, d)
+            for n, k, s, d in zip(sizes, self.kernel, self.strides, self.dilation, strict=True)
+        )
+
+    def pads(self, x: torch.Tensor) -> Pads:
+        """The (before, after) pads of each spatial axis of a channels-first `x`."""
+        if self.static is not None:
+            return self.static
+        return self._same(tuple(x.shape[2:]))
+
+    @staticmethod
+    def split(pads: Pads) -> tuple[list[int] | None, tuple[int, ...]]:
+        """(F.pad argument or None, torch `padding=`): symmetric pads go to the op itself."""
+        if all(before == after for before, after in pads):
+            return None, tuple(before for before, _ in pads)
+        return _pad_arg(pads), tuple(0 for _ in pads)
+
+
+class ConvND(nn.Module):
+    """A channels-last 1-D or 2-D convolution (Conv1D, Conv2D, DepthwiseConv2D's core)."""
+
+    def __init__(
+        self,
+        rank: int,
+        in_channels: int,
+        out_channels: int,
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+        dilation: tuple[int, ...],
+        groups: int,
+        use_bias: bool,
+        padding: SpatialPadding,
+    ) -> None:
+        super().__init__()
+        self.rank = rank
+        self.strides, self.dilation, self.groups = strides, dilation, groups
+        self.padding = padding
+        self.kernel = nn.Parameter(torch.empty(out_channels, in_channels // groups, *kernel))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if use_bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = to_channels_first(x)
+        explicit, implicit = SpatialPadding.split(self.padding.pads(x))
+        if explicit is not None:
+            x = F.pad(x, explicit)
+        conv = F.conv1d if self.rank == 1 else F.conv2d
+        y = conv(x, self.kernel, self.bias, self.strides, implicit, self.dilation, self.groups)
+        return to_channels_last(y)
+
+
+class DepthwiseConv2DModule(nn.Module):
+    """Keras' DepthwiseConv2D: each input channel gets `depth_multiplier` own filters.
+
+    Output channel c*depth_multiplier + m comes from input channel c, as in Keras (whose
+    (kh, kw, C, dm) kernel flattens to the same order).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        depth_multiplier: int,
+        kernel: tuple[int, int],
+        strides: tuple[int, int],
+        dilation: tuple[int, int],
+        use_bias: bool,
+        padding: SpatialPadding,
+    ) -> None:
+        super().__init__()
+        self.strides, self.dilation, self.groups = strides, dilation, channels
+        self.padding = padding
+        out = channels * depth_multiplier
+        self.depthwise_kernel = nn.Parameter(torch.empty(out, 1, *kernel))
+        self.bias = nn.Parameter(torch.empty(out)) if use_bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = to_channels_first(x)
+        explicit, implicit = SpatialPadding.split(self.padding.pads(x))
+        if explicit is not None:
+            x = F.pad(x, explicit)
+        y = F.conv2d(
+            x, self.depthwise_kernel, self.bias, self.strides, implicit, self.dilation, self.groups
+        )
+        return to_channels_last(y)
+
+
+class SeparableConv2DModule(nn.Module):
+    """Keras' SeparableConv2D: a depthwise conv (no bias) then a 1x1 pointwise conv + bias."""
+
+    def __init__(
+        self,
+        channels: int,
+        filters: int,
+        depth_multiplier: int,
+        kernel: tuple[int, int],
+        strides: tuple[int, int],
+        dilation: tuple[int, int],
+        use_bias: bool,
+        padding: SpatialPadding,
+    ) -> None:
+        super().__init__()
+        self.strides, self.dilation, self.groups = strides, dilation, channels
+        self.padding = padding
+        middle = channels * depth_multiplier
+        self.depthwise_kernel = nn.Parameter(torch.empty(middle, 1, *kernel))
+        self.pointwise_kernel = nn.Parameter(torch.empty(filters, middle, 1, 1))
+        self.bias = nn.Parameter(torch.empty(filters)) if use_bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = to_channels_first(x)
+        explicit, implicit = SpatialPadding.split(self.padding.pads(x))
+        if explicit is not None:
+            x = F.pad(x, explicit)
+        y = F.conv2d(
+            x, self.depthwise_kernel, None, self.strides, implicit, self.dilation, self.groups
+        )
+        y = F.conv2d(y, self.pointwise_kernel, self.bias)
+        return to_channels_last(y)
+
+
+class Conv2DTransposeModule(nn.Module):
+    """Keras' Conv2DTranspose: the adjoint of a TF-padded strided conv, channels-last.
+
+    The full transposed conv has (n-1)*s + (k-1)*d + 1 pixels per axis; Keras keeps a window of
+    it, cropping `crop[i] = (before, after)` pixels (a negative `after` means extra zeros, which
+    torch's `output_padding` adds). torch crops `padding` on both sides and gives back
+    `output_padding` at the end, so an after-crop larger than the before-crop (TF-same with an
+    odd total, e.g. k=3, s=2) is finished by slicing.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        kernel: tuple[int, int],
+        strides: tuple[int, int],
+        dilation: tuple[int, int],
+        use_bias: bool,
+        crop: tuple[tuple[int, int], tuple[int, int]],
+    ) -> None:
+        super().__init__()
+        self.strides, self.dilation = strides, dilation
+        self.padding = tuple(before for before, _ in crop)
+        self.output_padding = tuple(max(before - after, 0) for before, after in crop)
+        # Extra pixels to drop at the end of each axis after torch's symmetric crop.
+        self.trim = tuple(max(after - before, 0) for before, after in crop)
+        self.kernel = nn.Parameter(torch.empty(in_channels, filters, *kernel))
+        self.bias = nn.Parameter(torch.empty(filters)) if use_bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv_transpose2d(
+            to_channels_first(x),
+            self.kernel,
+            self.bias,
+            self.strides,
+            self.padding,
+            self.output_padding,
+            1,
+            self.dilation,
+        )
+        trim_h, trim_w = self.trim
+        if trim_h or trim_w:
+            y = y[:, :, : y.shape[2] - trim_h, : y.shape[3] - trim_w]
+        return to_channels_last(y)

@@ -1,0 +1,106 @@
+"""Keras' BatchNormalization and LayerNormalization on channels-last tensors.
+
+torch.nn.BatchNorm* normalizes axis 1 and updates its running variance with the unbiased batch
+variance; Keras normalizes any axis (the last by default) and updates the moving variance with
+the biased one, with `moving = moving * momentum + batch * (1 - momentum)`. Hence our own module.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BatchNormModule(nn.Module):
+    """Normalizes over every axis but `axis` (batch included) with batch or moving statistics.
+
+    In training mode the batch's mean and biased variance normalize the input and move the
+    moving statistics; in eval mode (or when `frozen`, Keras' `trainable=False`) the moving
+    statistics normalize it. `moving_mean` and `moving_variance` are persistent buffers, so they
+    are saved and counted as non-trainable weights; no batch counter is kept.
+    """
+
+    def __init__(
+        self,
+        features: int,
+        axis: int,
+        rank: int,
+        momentum: float,
+        epsilon: float,
+        center: bool,
+        scale: bool,
+        frozen: bool = False,
+    ) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.frozen = frozen
+        # `axis` is counted with the batch axis (0) in a tensor of `rank` axes.
+        self.reduce_dims = tuple(d for d in range(rank) if d != axis)
+        # The (C,) statistics broadcast against the input in this shape: C, then 1 per later axis.
+        self.stat_shape = (features,) + (1,) * (rank - 1 - axis)
+        self.gamma = nn.Parameter(torch.ones(features)) if scale else None
+        self.beta = nn.Parameter(torch.zeros(features)) if center else None
+        self.register_buffer("moving_mean", torch.zeros(features))
+        self.register_buffer("moving_variance", torch.ones(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not self.frozen:
+            variance, mean = torch.var_mean(x, dim=self.reduce_dims, correction=0)
+            with torch.no_grad():
+                # moving * momentum + batch * (1 - momentum), as a lerp toward the batch.
+                weight = 1.0 - self.momentum
+                self.moving_mean.lerp_(mean.to(self.moving_mean.dtype), weight)
+                self.moving_variance.lerp_(variance.to(self.moving_variance.dtype), weight)
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        # One multiply-add over the input: x * (gamma / std) + (beta - mean * gamma / std).
+        factor = torch.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            factor = factor * self.gamma
+        shift = -mean * factor
+        if self.beta is not None:
+            shift = shift + self.beta
+        return torch.addcmul(shift.view(self.stat_shape), x, factor.view(self.stat_shape))
+
+
+class LayerNormModule(nn.Module):
+    """Normalizes each sample over `axes` (counted with the batch axis as 0).
+
+    Trailing axes go through torch's fused F.layer_norm; other axes are reduced by hand. The
+    weights have the shape of the normalized axes, as Keras' `gamma` and `beta`.
+    """
+
+    def __init__(
+        self,
+        param_shape: tuple[int, ...],
+        axes: tuple[int, ...],
+        rank: int,
+        epsilon: float,
+        center: bool,
+        scale: bool,
+    ) -> None:
+        super().__init__()
+        self.epsilon = epsilon
+        self.axes = axes
+        self.fused = axes == tuple(range(rank - len(axes), rank))
+        self.normalized_shape = param_shape
+        # For the unfused path: the weights broadcast against the input with 1 on other axes.
+        broadcast = [1] * rank
+        for axis, size in zip(axes, param_shape, strict=True):
+            broadcast[axis] = size
+        self.broadcast_shape = tuple(broadcast[1:])
+        self.gamma = nn.Parameter(torch.ones(param_shape)) if scale else None
+        self.beta = nn.Parameter(torch.zeros(param_shape)) if center else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return F.layer_norm(x, self.normalized_shape, self.gamma, self.beta, self.epsilon)
+        variance, mean = torch.var_mean(x, dim=self.axes, correction=0, keepdim=True)
+        out = (x - mean) * torch.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            out = out * self.gamma.view(self.broadcast_shape)
+        if self.beta is not None:
+            out = out + self.beta.view(self.broadcast_shape)
+        return out

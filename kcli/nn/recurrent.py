@@ -1,0 +1,235 @@
+"""Keras' SimpleRNN, LSTM and GRU on torch: Keras' weights and equations, torch's fused kernels.
+
+Each layer holds Keras' three weights under Keras' names, in torch's (out, in) layout like Dense:
+`kernel` (gates*units, features), `recurrent_kernel` (gates*units, units) and `bias`. Gate order
+is torch's, which for the LSTM is also Keras' (i, f, c, o); the GRU's rows are (r, z, n) where
+Keras' columns are (z, r, h). Keras has one bias per gate where torch's kernels take two (input
+and recurrent): the missing recurrent bias is a zero tensor made per call, so it is neither a
+parameter nor counted. The GRU with reset_after (Keras 3's default) has both, as torch: its
+`bias` is (2, 3*units), row 0 for the input, row 1 for the recurrent side, as in Keras.
+
+With the default activations (and SimpleRNN's relu) and no recurrent dropout while training,
+the whole sequence runs in one fused call (`torch.lstm`, `torch.gru`, `torch.rnn_tanh`: cuDNN on
+a GPU). Otherwise a step loop runs Keras' cell equations; the input projection of all steps is
+still one matmul. Dropout is Keras': one mask per sequence (the same at every step) on the
+inputs, and with `recurrent_dropout` one per sequence on the state fed to the recurrent kernel.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_FUSED_OPS = {"rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu, "gru": torch.gru}
+
+
+class RecurrentModule(nn.Module):
+    """What SimpleRNN, LSTM and GRU share: weights, dropout, direction, fused-or-loop dispatch.
+
+    `fused` names the torch kernel computing the layer exactly ("lstm", "gru", "rnn_tanh",
+    "rnn_relu"), or None when only the step loop does (non-default activations).
+    """
+
+    gates = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        units: int,
+        *,
+        bias_shape: tuple[int, ...] | None,
+        activation: nn.Module,
+        recurrent_activation: nn.Module | None,
+        fused: str | None,
+        dropout: float,
+        recurrent_dropout: float,
+        return_sequences: bool,
+        go_backwards: bool,
+    ) -> None:
+        super().__init__()
+        self.units = units
+        self.kernel = nn.Parameter(torch.empty(self.gates * units, input_size))
+        self.recurrent_kernel = nn.Parameter(torch.empty(self.gates * units, units))
+        self.bias = nn.Parameter(torch.empty(bias_shape)) if bias_shape is not None else None
+        self.activation = activation
+        self.recurrent_activation = recurrent_activation
+        self.fused = fused
+        self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
+        self.return_sequences, self.go_backwards = return_sequences, go_backwards
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.go_backwards:
+            x = x.flip(1)  # Keras returns the outputs in the reversed order too
+        if self.training and self.dropout > 0:
+            x = x * F.dropout(x.new_ones(x.shape[0], 1, x.shape[2]), self.dropout, True)
+        recurrent_mask = None
+        if self.training and self.recurrent_dropout > 0:
+            ones = x.new_ones(x.shape[0], self.units)
+            recurrent_mask = F.dropout(ones, self.recurrent_dropout, True)
+        if self.fused is not None and recurrent_mask is None:
+            sequence, last = self.run_fused(x)
+        else:
+            sequence, last = self.run_loop(x, recurrent_mask)
+        return sequence if self.return_sequences else last
+
+    def input_bias(self) -> torch.Tensor | None:
+        """The bias added to the input projection (Keras' only bias, or row 0 of the GRU's)."""
+        return self.bias
+
+    def recurrent_bias(self) -> torch.Tensor | None:
+        """The bias added to the recurrent projection; Keras has none but the reset_after GRU."""
+        return None
+
+    def fused_params(self) -> list[torch.Tensor]:
+        """torch's weights w_ih, w_hh, b_ih, b_hh (b_hh zero where Keras has none)."""
+        if self.bias is None:
+            return [self.kernel, self.recurrent_kernel]
+        recurrent = self.recurrent_bias()
+        if recurrent is None:
+            recurrent = torch.zeros_like(self.input_bias())
+        return [self.kernel, self.recurrent_kernel, self.input_bias(), recurrent]
+
+    def initial_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (x.new_zeros(x.shape[0], self.units),)
+
+    def run_fused(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(all outputs, last output) from one fused torch kernel over the sequence."""
+        hx = x.new_zeros(1, x.shape[0], self.units)
+        op = _FUSED_OPS[self.fused]
+        params = self.fused_params()
+        sequence, last = op(
+            x, hx, params, self.bias is not None, 1, 0.0, self.training, False, True
+        )
+        return sequence, last[0]
+
+    def run_loop(
+        self, x: torch.Tensor, recurrent_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(all outputs or None, last output) from Keras' cell equations, step by step."""
+        projected = F.linear(x, self.kernel, self.input_bias())  # every step's input part at once
+        state = self.initial_state(x)
+        outputs = []
+        for t in range(x.shape[1]):
+            state = self.step(projected[:, t], state, recurrent_mask)
+            if self.return_sequences:
+                outputs.append(state[0])
+        sequence = torch.stack(outputs, 1) if self.return_sequences else None
+        return sequence, state[0]
+
+    def step(
+        self, projected: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, ...]:
+        """One cell step: the next state (output first) from this step's input projection."""
+        raise NotImplementedError  # each cell overrides this
+
+
+class SimpleRNNModule(RecurrentModule):
+    """h = activation(x W + b + h_prev U)."""
+
+    gates = 1
+
+    def step(self, projected, state, mask):
+        (h,) = state
+        if mask is not None:
+            h = h * mask
+        return (self.activation(projected + F.linear(h, self.recurrent_kernel)),)
+
+
+class LSTMModule(RecurrentModule):
+    """Keras' LSTM: gates i, f, c, o; c = f*c + i*act(c~); h = o*act(c)."""
+
+    gates = 4
+
+    def initial_state(self, x):
+        zeros = x.new_zeros(x.shape[0], self.units)
+        return zeros, zeros
+
+    def run_fused(self, x):
+        zeros = x.new_zeros(1, x.shape[0], self.units)
+        params = self.fused_params()
+        sequence, last, _ = torch.lstm(
+            x, (zeros, zeros), params, self.bias is not None, 1, 0.0, self.training, False, True
+        )
+        return sequence, last[0]
+
+    def step(self, projected, state, mask):
+        h, c = state
+        if mask is not None:
+            h = h * mask
+        z = projected + F.linear(h, self.recurrent_kernel)
+        i, f, g, o = z.chunk(4, dim=1)
+        gate = self.recurrent_activation
+        c = gate(f) * c + gate(i) * self.activation(g)
+        return gate(o) * self.activation(c), c
+
+
+class GRUModule(RecurrentModule):
+    """Keras' GRU (rows r, z, n). reset_after: n = act(x W_n + b_n + r*(h U_n + b'_n)).
+
+    Without reset_after (Keras 2's form; one bias): n = act(x W_n + b_n + (r*h) U_n).
+    Either way h = z*h_prev + (1-z)*n.
+    """
+
+    gates = 3
+
+    def __init__(self, *args, reset_after: bool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reset_after = reset_after
+
+    def input_bias(self):
+        if self.bias is not None and self.reset_after:
+            return self.bias[0]
+        return self.bias
+
+    def recurrent_bias(self):
+        if self.bias is not None and self.reset_after:
+            return self.bias[1]
+        return None
+
+    def step(self, projected, state, mask):
+        (h,) = state
+        dropped = h if mask is None else h * mask
+        x_r, x_z, x_n = projected.chunk(3, dim=1)
+        u = self.units
+        gate = self.recurrent_activation
+        if self.reset_after:
+            h_r, h_z, h_n = F.linear(dropped, self.recurrent_kernel, self.recurrent_bias()).chunk(
+                3, dim=1
+            )
+            r, z = gate(x_r + h_r), gate(x_z + h_z)
+            n = self.activation(x_n + r * h_n)
+        else:
+            h_r, h_z = F.linear(dropped, self.recurrent_kernel[: 2 * u]).chunk(2, dim=1)
+            r, z = gate(x_r + h_r), gate(x_z + h_z)
+            n = self.activation(x_n + F.linear(r * dropped, self.recurrent_kernel[2 * u :]))
+        return (z * h + (1 - z) * n,)
+
+
+class BidirectionalModule(nn.Module):
+    """Runs a forward and a backward RNN and merges their outputs (concat, sum, mul, ave).
+
+    The backward layer reads the sequence reversed; with return_sequences its outputs are
+    flipped back so step t of both halves belongs to input step t, as in Keras.
+    """
+
+    def __init__(
+        self, forward_layer: RecurrentModule, backward_layer: RecurrentModule, merge_mode: str
+    ) -> None:
+        super().__init__()
+        self.forward_layer = forward_layer
+        self.backward_layer = backward_layer
+        self.merge_mode = merge_mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.forward_layer(x)
+        y_backward = self.backward_layer(x)
+        if self.backward_layer.return_sequences:
+            y_backward = y_backward.flip(1)
+        if self.merge_mode == "concat":
+            return torch.cat([y, y_backward], dim=-1)
+        if self.merge_mode == "sum":
+            return y + y_backward
+        if self.merge_mode == "mul":
+            return y * y_backward
+        return (y + y_backward) / 2  # "ave"

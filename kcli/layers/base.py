@@ -76,7 +76,7 @@ class LayerSpec(RegisteredSpec):
 
     name: str | None = Field(
         None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$",
         description="The layer's name; default: Keras-style from the type (dense, dense_1, ...).",
     )
     inputs: str | list[str] | None = Field(

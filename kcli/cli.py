@@ -1,0 +1,196 @@
+"""The `kcli` command line: one short function per command, and the only place that prints.
+
+Each command parses its arguments, calls one function, and prints its result. `KcliError` (bad
+input) becomes its message lines on stderr and exit 2; never a traceback. Heavy imports (torch,
+sklearn, matplotlib) happen inside the commands that need them, so `kcli --help`, `validate`,
+`schema` and `layers` stay fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kcli import __version__
+from kcli.errors import ExpectationFailed, KcliError, TrainingDiverged
+
+app = typer.Typer(
+    name="kcli",
+    help="Keras-style declarative training for PyTorch: a YAML recipe in, a reproducible run out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run folders live.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(help="Overrides KEY=VALUE (dotted keys, list indices; values as YAML)."),
+]
+
+
+def err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def reports_errors(command):
+    """Turn kcli's exceptions into messages and exit codes (2 bad input, 1 failed gate/NaN)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KcliError as error:
+            for problem in error.problems:
+                err(str(problem))
+            raise typer.Exit(error.exit_code) from None
+        except (ExpectationFailed, TrainingDiverged) as error:
+            err(str(error))
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2, default=float))
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"kcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Keras-style declarative training for PyTorch."""
+
+
+@app.command()
+@reports_errors
+def validate(
+    recipes: Annotated[list[Path], typer.Argument(help="Recipe files to check.")],
+    quiet: QuietFlag = False,
+) -> None:
+    """Check recipes (schema, graph wiring, shapes) without training; exit 0 or 2."""
+    from kcli.recipe.load import check_recipe
+
+    problems = []
+    for path in recipes:
+        try:
+            check_recipe(path)
+        except KcliError as error:
+            problems.extend(error.problems)
+            continue
+        if not quiet:
+            print(f"{path}: ok")
+    if problems:
+        raise KcliError(problems)
+
+
+@app.command(context_settings={"allow_interspersed_args": True})
+@reports_errors
+def train(
+    recipe: Annotated[str | None, typer.Argument(help="The recipe file.")] = None,
+    overrides: Overrides = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", help="Continue a run (folder or name) from its last checkpoint."),
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps")
+    ] = None,
+    quiet: QuietFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Validate, build, train, test and write a run folder; exit 1 if an expect gate fails."""
+    from kcli.train.session import TrainOptions
+    from kcli.train.session import train as train_run
+    from kcli.train.trainer import TrainingInterrupted
+
+    if resume is not None and recipe is not None and "=" in recipe:
+        overrides = [recipe, *(overrides or [])]  # `--resume RUN fit.epochs=8`
+        recipe = None
+    options = TrainOptions(
+        runs_dir=runs_dir, device=device, quiet=quiet, json=as_json, resume=resume
+    )
+    try:
+        result = train_run(recipe, overrides or [], options)
+    except TrainingInterrupted:
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        err("interrupted")
+        raise typer.Exit(130) from None
+    if as_json:
+        print_json(result.to_json())
+    elif not quiet:
+        print(f"run: {result.run_dir} ({result.status})")
+    for gate in result.failed_gates:
+        err(f"FAILED {gate}")
+    if result.failed_gates:
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_errors
+def summarize(
+    target: Annotated[str, typer.Argument(help="A recipe file, or a run (folder or name).")],
+    overrides: Overrides = None,
+    runs_dir: RunsDir = Path("runs"),
+    as_json: JsonFlag = False,
+) -> None:
+    """The model as Keras' model.summary() shows it."""
+    from kcli.modelling import summarize_recipe
+
+    summary = summarize_recipe(target, overrides or [], runs_dir)
+    if as_json:
+        print_json(summary.to_json())
+    else:
+        from kcli.summary import render_summary
+
+        print(render_summary(summary), end="")
+
+
+@app.command()
+@reports_errors
+def layers(
+    name: Annotated[str | None, typer.Argument(help="A layer type to describe.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The layer catalog, or one layer's arguments with their types and defaults."""
+    from kcli.catalog import describe_layer, list_layers, render_layer, render_layers
+
+    if name is None:
+        catalog = list_layers()
+        print_json(catalog) if as_json else print(render_layers(catalog), end="")
+    else:
+        layer = describe_layer(name)
+        print_json(layer) if as_json else print(render_layer(layer), end="")
+
+
+@app.command()
+def schema() -> None:
+    """The JSON Schema of recipes, for editors' YAML language servers."""
+    from kcli.recipe.schema import Recipe
+
+    document = Recipe.model_json_schema()
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "kcli recipe"
+    print_json(document)
+
+
+def main() -> None:
+    app()

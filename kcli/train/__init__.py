@@ -1,0 +1,1 @@
+"""Training: the fit loop, callbacks and checkpoints (torch is imported in the modules)."""

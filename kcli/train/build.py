@@ -1,0 +1,106 @@
+"""Assemble a Trainer from a prepared run: batches, optimizer, step functions, callbacks."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kcli.train.progress import Progress
+from kcli.train.setup import Prepared
+from kcli.train.steps import Stepper
+from kcli.train.trainer import Trainer
+
+# Validation and test batches carry no gradients, so they can be larger than training ones.
+EVAL_BATCH_FACTOR = 4
+
+
+def make_batches(prepared: Prepared, split: Any, *, train: bool, rank: int = 0, world: int = 1):
+    """Device-resident batches for a split (or a stream for a generator source)."""
+    from kcli.data.batches import InMemoryBatches, StreamBatches
+    from kcli.data.splits import StreamSplit
+
+    fit = prepared.loaded.recipe.fit
+    if isinstance(split, StreamSplit):
+        return StreamBatches(
+            split, prepared.device, y_dtype=prepared.y_dtype, rank=rank, world_size=world
+        )
+    if train:
+        return InMemoryBatches(
+            split.x,
+            split.y,
+            prepared.train_weights,
+            batch_size=fit.batch_size,
+            shuffle=fit.shuffle,
+            seed=prepared.loaded.recipe.seed,
+            device=prepared.device,
+            rank=rank,
+            world_size=world,
+            y_dtype=prepared.y_dtype,
+        )
+    return InMemoryBatches(
+        split.x,
+        split.y,
+        split.sample_weight,
+        batch_size=fit.validation_batch_size or fit.batch_size * EVAL_BATCH_FACTOR,
+        shuffle=False,
+        device=prepared.device,
+        rank=rank,
+        world_size=world,
+        y_dtype=prepared.y_dtype,
+    )
+
+
+def make_callbacks(prepared: Prepared) -> list:
+    """The recipe's callbacks, plus a ModelCheckpoint writing best.pt if none does."""
+    from kcli.train.callbacks import callback_registry
+
+    specs = list(prepared.loaded.recipe.fit.callbacks)
+    writes_best = any(spec.type == "ModelCheckpoint" for spec in specs)
+    if not writes_best:
+        monitor = "val_loss" if prepared.splits.validation is not None else "loss"
+        specs.append(callback_registry.get("ModelCheckpoint").model_validate({"monitor": monitor}))
+    return [spec.build() for spec in specs]
+
+
+def make_trainer(
+    prepared: Prepared,
+    run_dir: Path,
+    options: Any,
+    write_row: Callable[[dict[str, float]], None],
+    *,
+    rank: int = 0,
+    world: int = 1,
+) -> Trainer:
+    recipe = prepared.loaded.recipe
+    model = prepared.model
+    optimizer = recipe.compile.optimizer.build([p for p in model.parameters() if p.requires_grad])
+    stepper = Stepper(model, prepared.objective, optimizer, prepared.device, recipe.fit.precision)
+    if recipe.fit.compile:
+        stepper.compile()
+    stream = sys.stderr if options.json else sys.stdout
+    progress = Progress(recipe.fit.epochs, stream=stream, quiet=options.quiet or rank != 0)
+    splits = prepared.splits
+    trainer = Trainer(
+        model=model,
+        stepper=stepper,
+        train_batches=make_batches(prepared, splits.train, train=True, rank=rank, world=world),
+        val_batches=(
+            make_batches(prepared, splits.validation, train=False, rank=rank, world=world)
+            if splits.validation is not None
+            else None
+        ),
+        metric_specs=prepared.metric_specs,
+        callbacks=make_callbacks(prepared),
+        run_dir=run_dir,
+        epochs=recipe.fit.epochs,
+        progress=progress,
+        write_row=write_row,
+        has_penalty=model.has_weight_penalty
+        or any(node.spec.activity_regularizer is not None for node in prepared.plan.nodes),
+    )
+    trainer.batches_for = lambda split: make_batches(
+        prepared, split, train=False, rank=rank, world=world
+    )
+    return trainer

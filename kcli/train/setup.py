@@ -1,0 +1,210 @@
+"""Before training: seeds, device, data, model, loss and every check that can fail on bad input.
+
+Everything here runs before the run folder exists, so a bad recipe, override or data file leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from kcli.errors import KcliError, Problem, did_you_mean
+from kcli.graph import GraphPlan
+from kcli.modelling import build_from_recipe
+from kcli.recipe.load import LoadedRecipe, locate
+from kcli.train.steps import Objective
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and torch seeded; deterministic kernels where torch has them."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    # cuBLAS needs this workspace setting to be deterministic; harmless elsewhere.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def pick_device(requested: str) -> torch.device:
+    """`auto` -> cuda, then mps, then cpu; an explicit device must exist (else exit 2)."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise KcliError(Problem("CUDA is not available on this machine", ("fit", "device")))
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise KcliError(
+                Problem(
+                    f"there is no {requested}: this machine has {torch.cuda.device_count()} GPU(s)",
+                    ("fit", "device"),
+                )
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise KcliError(Problem("MPS is not available on this machine", ("fit", "device")))
+    return device
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, checked."""
+
+    loaded: LoadedRecipe
+    plan: GraphPlan
+    model: torch.nn.Module
+    splits: Any  # kcli.data.splits.Splits
+    objective: Objective
+    metric_specs: list
+    y_dtype: torch.dtype
+    device: torch.device
+    train_weights: np.ndarray | None  # per-sample weights (class_weight x sample_weight)
+
+
+def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> Prepared:
+    """Load data, build the model, choose the loss form and check they all fit together."""
+    from kcli.data import load_data
+
+    recipe = loaded.recipe
+    seed_everything(recipe.seed)
+    device = pick_device(device_option or recipe.fit.device)
+    try:
+        splits = load_data(recipe.data, base_dir or loaded.base_dir, recipe.seed)
+    except KcliError as error:
+        raise locate(error, loaded) from None
+    built = build_from_recipe(loaded)
+    plan = built.plan
+    try:
+        _check_inputs(plan, splits.input_shapes)
+        objective, y_dtype = _objective(loaded, plan, splits)
+        metric_specs = [metric.resolve(recipe.compile.loss) for metric in recipe.compile.metrics]
+        _check_expect(loaded, metric_specs, splits)
+        weights = _train_weights(recipe.fit.class_weight, splits)
+    except KcliError as error:
+        raise locate(error, loaded) from None
+    model = built.model.to(device)
+    return Prepared(loaded, plan, model, splits, objective, metric_specs, y_dtype, device, weights)
+
+
+def _check_inputs(plan: GraphPlan, data_shapes: dict[str, tuple]) -> None:
+    model_shapes = plan.inputs
+    if len(model_shapes) == 1 and len(data_shapes) == 1:
+        pairs = [(next(iter(model_shapes)), next(iter(data_shapes)))]
+    else:
+        missing = sorted(set(model_shapes) - set(data_shapes))
+        if missing:
+            raise KcliError(
+                Problem(
+                    f"the model's input(s) {', '.join(missing)} are not in the data, which has "
+                    f"{', '.join(sorted(data_shapes))}",
+                    ("model", "inputs"),
+                )
+            )
+        pairs = [(name, name) for name in model_shapes]
+    for model_name, data_name in pairs:
+        want, got = tuple(model_shapes[model_name]), tuple(data_shapes[data_name])
+        fits = len(want) == len(got) and all(
+            w is None or w == g for w, g in zip(want, got, strict=True)
+        )
+        if not fits:
+            field = "input_shape" if model_name == "input" else "inputs"
+            raise KcliError(
+                Problem(
+                    f"the data's samples have shape {list(got)} but the model's input "
+                    f"'{model_name}' is {list(want)} (a reshape preprocess step may help)",
+                    ("model", field),
+                )
+            )
+
+
+def _objective(loaded: LoadedRecipe, plan: GraphPlan, splits) -> tuple[Objective, torch.dtype]:
+    loss = loaded.recipe.compile.loss
+    if len(plan.outputs) != 1:
+        raise KcliError(
+            Problem(
+                f"compile takes one loss, but the model has {len(plan.outputs)} outputs "
+                f"({', '.join(plan.outputs)}); give model.outputs a single layer",
+                ("model", "outputs"),
+            )
+        )
+    output_shape = plan.output_shapes[0]
+    target = splits.target
+    problem = loss.check_output(tuple(output_shape), target.n_classes, tuple(target.shape))
+    if problem:
+        raise KcliError(Problem(problem, ("compile", "loss")))
+    sparse = loss.target_kind == "sparse"
+    target.check_output(tuple(output_shape), sparse=sparse)
+    link = plan.output_link(plan.outputs[0])
+    uses_logits = loss.folds_link(link)
+    objective = Objective(loss.build(link if uses_logits else None), uses_logits)
+    return objective, torch.long if sparse else torch.float32
+
+
+def metric_names(metric_specs: list, has_validation: bool, has_test: bool) -> list[str]:
+    names = ["loss", *(spec.log_name for spec in metric_specs)]
+    out = list(names)
+    if has_validation:
+        out += [f"val_{n}" for n in names]
+    if has_test:
+        out += [f"test_{n}" for n in names]
+    return out
+
+
+def _check_expect(loaded: LoadedRecipe, metric_specs: list, splits) -> None:
+    available = metric_names(metric_specs, splits.validation is not None, splits.test is not None)
+    problems = []
+    for key in loaded.recipe.expect:
+        if key not in available:
+            hint = did_you_mean(key, available)
+            why = ""
+            if key.startswith("test_") and splits.test is None:
+                why = " (there is no test split: set data.test_split or data.test)"
+            elif key.startswith("val_") and splits.validation is None:
+                why = " (there is no validation split: set data.validation_split)"
+            problems.append(
+                Problem(
+                    f"'{key}' is not a metric of this run{why}{hint}; it logs "
+                    f"{', '.join(available)}",
+                    ("expect", key),
+                )
+            )
+    if problems:
+        raise KcliError(problems)
+
+
+def _train_weights(class_weight: Any, splits) -> np.ndarray | None:
+    """Per-sample weights of the train split: class_weight times any given sample weight."""
+    train = splits.train
+    base = getattr(train, "sample_weight", None)
+    if class_weight is None or not hasattr(train, "y"):
+        return base
+    labels = np.asarray(train.y)
+    if labels.ndim > 1 and labels.shape[-1] > 1:
+        labels = labels.argmax(axis=-1)
+    labels = labels.reshape(-1).astype(np.int64)
+    n_classes = int(labels.max()) + 1
+    if class_weight == "balanced":
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        table = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
+    else:
+        missing = sorted(set(range(n_classes)) - set(class_weight))
+        if missing:
+            raise KcliError(
+                Problem(
+                    f"class_weight has no weight for class(es) {missing}", ("fit", "class_weight")
+                )
+            )
+        table = np.array([class_weight[c] for c in range(n_classes)], dtype=np.float64)
+    weights = table[labels].astype(np.float32)
+    return weights if base is None else (weights * base).astype(np.float32)

@@ -1,0 +1,121 @@
+"""The math of one training or evaluation step (Keras' train_step / test_step), kept apart from
+the loop. Everything stays on the device: losses and metrics accumulate as tensors, and nothing
+here calls `.item()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from kcli.nn.model import GraphModel
+
+
+@dataclass
+class Objective:
+    """How a batch's loss is computed from the model's output."""
+
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # -> per-sample loss (N,)
+    uses_logits: bool  # the loss takes the output's pre-activation (softmax/sigmoid folded in)
+
+
+@dataclass
+class Accumulator:
+    """Device-side sums over an epoch: the batch-size-weighted loss and regularization."""
+
+    loss_sum: torch.Tensor
+    penalty_sum: torch.Tensor
+    count: torch.Tensor
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> Accumulator:
+        z = torch.zeros((), dtype=torch.float64, device=device)
+        return cls(z.clone(), z.clone(), z.clone())
+
+    def add(self, loss: torch.Tensor, penalty: torch.Tensor | None, n: int) -> None:
+        self.loss_sum += loss.detach().to(torch.float64) * n
+        if penalty is not None:
+            self.penalty_sum += penalty.detach().to(torch.float64) * n
+        self.count += n
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"loss_sum": self.loss_sum, "penalty_sum": self.penalty_sum, "count": self.count}
+
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        for name, value in state.items():
+            getattr(self, name).copy_(value)
+
+
+def batch_size_of(y: torch.Tensor) -> int:
+    return y.shape[0]
+
+
+@dataclass
+class Stepper:
+    """train_step and eval_step for one model, loss, optimizer and precision."""
+
+    model: GraphModel
+    objective: Objective
+    optimizer: torch.optim.Optimizer | None
+    device: torch.device
+    precision: str = "32"
+    forward_train: Callable = field(init=False)
+    scaler: torch.amp.GradScaler | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.forward_train = self.model.forward_train
+        if self.precision == "16-mixed":
+            self.scaler = torch.amp.GradScaler(self.device.type)
+
+    def compile(self) -> None:
+        """Use torch.compile for the forward pass (fit.compile: true)."""
+        self.forward_train = torch.compile(self.model.forward_train)
+
+    def _autocast(self):
+        if self.precision == "32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16-mixed" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _losses(self, x, y, w):
+        """(total loss with penalties, the penalty part or None, activated outputs)."""
+        with self._autocast():
+            outputs, pres, activity = self.forward_train(x)
+        head = pres[0] if self.objective.uses_logits else outputs[0]
+        per_sample = self.objective.loss_fn(head.float(), y)
+        n = per_sample.shape[0]
+        # Keras' reduction: sum(loss * sample_weight) / N, weights not renormalized.
+        loss = per_sample.mean() if w is None else (per_sample * w).sum() / n
+        penalty = self.model.weight_penalty()
+        if activity is not None:
+            penalty = activity if penalty is None else penalty + activity
+        total = loss if penalty is None else loss + penalty
+        return total, penalty, outputs[0]
+
+    def train_step(self, x, y, w, accumulator: Accumulator, metrics: list) -> None:
+        total, penalty, output = self._losses(x, y, w)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(total).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            total.backward()
+            self.optimizer.step()
+        n = batch_size_of(y)
+        accumulator.add(total, penalty, n)
+        detached = output.detach().float()
+        for metric in metrics:
+            metric.update(detached, y, w)
+
+    @torch.no_grad()
+    def eval_step(self, x, y, w, accumulator: Accumulator, metrics: list) -> torch.Tensor:
+        total, penalty, output = self._losses(x, y, w)
+        accumulator.add(total, penalty, batch_size_of(y))
+        output = output.float()
+        for metric in metrics:
+            metric.update(output, y, w)
+        return output

@@ -1,0 +1,209 @@
+"""The fit loop: epochs of train steps, validation, callbacks, metrics rows and checkpoints.
+
+The math lives in steps.py; this module is the story of a run, top to bottom, on one screen:
+for each epoch, train on every batch, validate, let callbacks act, log a row, checkpoint.
+Ctrl-C sets a flag; the loop finishes the step it is in, checkpoints where it stands (mid-epoch
+included) and raises TrainingInterrupted, so `--resume` continues exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kcli.errors import TrainingDiverged
+from kcli.train.checkpoint import restore_rng_state, rng_state, save_checkpoint
+from kcli.train.progress import Progress
+from kcli.train.steps import Accumulator, Stepper
+
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C: the run was checkpointed where it stood; exit 130."""
+
+    exit_code = 130
+
+
+@dataclass
+class Trainer:
+    """Runs `fit` for one model; also the object callbacks talk to (`callback.trainer`)."""
+
+    model: torch.nn.Module
+    stepper: Stepper
+    train_batches: Any  # InMemoryBatches | StreamBatches
+    val_batches: Any | None
+    metric_specs: list  # resolved MetricSpecs: names and fresh Metric objects
+    callbacks: list
+    run_dir: Path
+    epochs: int
+    progress: Progress
+    write_row: Callable[[dict[str, float]], None]
+    has_penalty: bool = False
+    stop_training: bool = False
+    interrupt_requested: bool = False
+    epochs_done: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    _next_batch: int = 0
+    _partial: dict | None = None
+
+    def __post_init__(self) -> None:
+        self.device = self.stepper.device
+        self.optimizer = self.stepper.optimizer
+        self.train_metrics = [spec.build() for spec in self.metric_specs]
+        self.val_metrics = [spec.build() for spec in self.metric_specs]
+        for callback in self.callbacks:
+            callback.set_trainer(self)
+
+    # ---- what callbacks may use -----------------------------------------------------------
+    def get_learning_rate(self) -> float:
+        return float(self.optimizer.current_learning_rate())
+
+    def set_learning_rate(self, value: float) -> None:
+        self.optimizer.set_learning_rate(float(value))
+
+    def log(self, message: str) -> None:
+        self.progress.message(message)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly where it stands."""
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epochs_done,
+            "batch": self._next_batch,
+            "partial": self._partial or {},
+            "rng": rng_state(),
+            "callbacks": [callback.state_dict() for callback in self.callbacks],
+        }
+        if hasattr(self.train_batches, "state_dict"):
+            state["data"] = self.train_batches.state_dict()
+        if self.stepper.scaler is not None:
+            state["scaler"] = self.stepper.scaler.state_dict()
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by `checkpoint_state` (same recipe)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for callback, callback_state in zip(self.callbacks, state["callbacks"], strict=False):
+            callback.load_state_dict(callback_state)
+        if "data" in state and hasattr(self.train_batches, "load_state_dict"):
+            self.train_batches.load_state_dict(state["data"])
+        if "scaler" in state and self.stepper.scaler is not None:
+            self.stepper.scaler.load_state_dict(state["scaler"])
+        self.epochs_done = int(state["epoch"])
+        self._next_batch = int(state.get("batch", 0))
+        self._partial = state.get("partial") or None
+        restore_rng_state(state["rng"])  # last: nothing after it may draw random numbers
+
+    # ---- the loop --------------------------------------------------------------------------
+    def fit(self) -> list[dict[str, float]]:
+        """Train from `epochs_done` to `epochs`; returns the logs of the epochs run now."""
+        for callback in self.callbacks:
+            callback.on_train_begin({})
+        while self.epochs_done < self.epochs and not self.stop_training:
+            epoch = self.epochs_done
+            for callback in self.callbacks:
+                callback.on_epoch_begin(epoch)
+            started = time.perf_counter()
+            logs, steps_done = self._train_epoch(epoch)
+            if self.val_batches is not None:
+                logs.update({f"val_{k}": v for k, v in self.evaluate(self.val_batches).items()})
+            self.progress.end_epoch(epoch, steps_done, logs)
+            logs["lr"] = self.get_learning_rate()
+            if not math.isfinite(logs["loss"]):
+                raise TrainingDiverged(
+                    f"the training loss became {logs['loss']} in epoch {epoch + 1}: training "
+                    "stopped; the last good checkpoint is kept (try a lower learning rate)"
+                )
+            self.epochs_done = epoch + 1
+            self._next_batch, self._partial = 0, None
+            for callback in self.callbacks:
+                callback.on_epoch_end(epoch, logs)
+            logs["seconds"] = time.perf_counter() - started
+            self.write_row({"epoch": epoch + 1, **logs})
+            self.history.append(logs)
+            self._write_checkpoints(epoch)
+        for callback in self.callbacks:
+            callback.on_train_end(self.history[-1] if self.history else {})
+        return self.history
+
+    def _write_checkpoints(self, epoch: int) -> None:
+        state = self.checkpoint_state()
+        save_checkpoint(self.run_dir / "checkpoints" / "last.pt", state)
+        if epoch == 0:  # the weights after the first epoch, for the weight-histogram plot
+            save_checkpoint(
+                self.run_dir / "checkpoints" / "first.pt", {"model": state["model"], "epoch": 1}
+            )
+
+    def _train_epoch(self, epoch: int) -> tuple[dict[str, float], int]:
+        self.model.train()
+        accumulator = Accumulator.zeros(self.device)
+        for metric in self.train_metrics:
+            metric.reset()
+        start = self._next_batch
+        if self._partial:  # resumed mid-epoch: carry on the sums of the batches already done
+            accumulator.load(self._partial["accumulator"])
+            for metric, state in zip(self.train_metrics, self._partial["metrics"], strict=True):
+                metric.load_state(state)
+        steps = _length(self.train_batches)
+        self.progress.start_epoch(epoch, steps)
+        batches = (
+            self.train_batches.epoch(epoch, start) if start else self.train_batches.epoch(epoch)
+        )
+        done = start
+        for x, y, w in batches:
+            self.stepper.train_step(x, y, w, accumulator, self.train_metrics)
+            done += 1
+            self.progress.step(done, lambda a=accumulator: self._logs(a, self.train_metrics))
+            if self.interrupt_requested:
+                self._checkpoint_mid_epoch(done, accumulator)
+        return self._logs(accumulator, self.train_metrics), done
+
+    def _checkpoint_mid_epoch(self, done: int, accumulator: Accumulator) -> None:
+        self._next_batch = done
+        self._partial = {
+            "accumulator": {k: v.clone() for k, v in accumulator.state().items()},
+            "metrics": [metric.state() for metric in self.train_metrics],
+        }
+        save_checkpoint(self.run_dir / "checkpoints" / "last.pt", self.checkpoint_state())
+        raise TrainingInterrupted(
+            f"interrupted in epoch {self.epochs_done + 1} after {done} steps; checkpoint saved"
+        )
+
+    def _logs(self, accumulator: Accumulator, metrics: list) -> dict[str, float]:
+        count = max(float(accumulator.count), 1.0)
+        logs = {"loss": float(accumulator.loss_sum) / count}
+        for spec, metric in zip(self.metric_specs, metrics, strict=True):
+            logs[spec.log_name] = float(metric.compute())
+        if self.has_penalty:
+            logs["regularization"] = float(accumulator.penalty_sum) / count
+        return logs
+
+    @torch.no_grad()
+    def evaluate(self, batches: Any) -> dict[str, float]:
+        """Loss and metrics over every batch (validation, test): no prefix on the names."""
+        self.model.eval()
+        accumulator = Accumulator.zeros(self.device)
+        for metric in self.val_metrics:
+            metric.reset()
+        for x, y, w in batches.epoch(0):
+            self.stepper.eval_step(x, y, w, accumulator, self.val_metrics)
+        logs = self._logs(accumulator, self.val_metrics)
+        logs.pop("regularization", None)
+        return logs
+
+
+def _length(batches: Any) -> int | None:
+    try:
+        return len(batches)
+    except TypeError:  # a generator source without steps_per_epoch
+        return None

@@ -1,0 +1,91 @@
+"""`--resume` continues a run exactly: same weights, same metrics as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from tests.train.conftest import TINY_RECIPE, metric_rows, run_cli
+
+
+def last_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    assert metric_rows(a) == metric_rows(b)
+    weights_a, weights_b = last_weights(a), last_weights(b)
+    assert weights_a.keys() == weights_b.keys()
+    for name in weights_a:
+        assert torch.equal(weights_a[name], weights_b[name]), name
+
+
+def test_resume_with_more_epochs_equals_an_uninterrupted_run(write_recipe, train, tmp_path):
+    recipe = write_recipe()
+    _, full = train(recipe, "fit.epochs=5", runs=tmp_path / "a")
+    _, short = train(recipe, "fit.epochs=2", runs=tmp_path / "b")
+    short_dir = Path(short["run_dir"])
+    result = run_cli("train", "--resume", str(short_dir), "fit.epochs=5", "--json", "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["run_dir"] == str(short_dir)
+    assert_same_run(Path(full["run_dir"]), short_dir)
+    record = json.loads((short_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_done"] == 5
+    assert len(record["resumed_from"]) == 1
+
+
+def test_resume_refuses_changes_other_than_epochs(write_recipe, train):
+    _, short = train(write_recipe(), "fit.epochs=1")
+    result = run_cli("train", "--resume", short["run_dir"], "fit.batch_size=8")
+    assert result.exit_code == 2
+    assert "only fit.epochs can change" in result.stderr
+
+
+SLOW_RECIPE = (
+    TINY_RECIPE.replace("n_samples: 240", "n_samples: 6000")
+    .replace("batch_size: 16", "batch_size: 4")
+    .replace("epochs: 4", "epochs: 3")
+)
+
+
+def test_ctrl_c_checkpoints_mid_run_and_resume_finishes_identically(write_recipe, tmp_path):
+    recipe = write_recipe(SLOW_RECIPE)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    runs = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "kcli", "train", str(recipe), "--runs-dir", str(runs), "-q"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Wait until the first epoch is logged, then interrupt somewhere in the second.
+    deadline = time.time() + 120
+    metrics = None
+    while time.time() < deadline and process.poll() is None:
+        found = list(runs.glob("tiny/*/metrics.csv"))
+        if found and len(found[0].read_text().splitlines()) >= 2:
+            metrics = found[0]
+            break
+        time.sleep(0.05)
+    assert metrics is not None, process.communicate()
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr.decode()
+    run_dir = metrics.parent
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "interrupted"
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] >= 1
+
+    result = run_cli("train", "--resume", str(run_dir), "-q")
+    assert result.exit_code == 0, result.output
+    _, full = (
+        None,
+        run_cli("train", str(recipe), "--runs-dir", str(tmp_path / "full"), "-q", "--json"),
+    )
+    full_dir = Path(json.loads(full.stdout)["run_dir"])
+    assert_same_run(full_dir, run_dir)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import types
 import typing
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from kcli.errors import KcliError, Problem, did_you_mean
 from kcli.layers import layer_registry
 from kcli.layers.base import LayerSpec
+from kcli.registry import Registry
 
 # Arguments every layer takes; listed once in the catalog's footer, not for every layer.
 _COMMON = set(LayerSpec.model_fields)
@@ -33,22 +36,45 @@ def list_layers() -> list[dict[str, str]]:
 
 
 def _type_text(annotation: Any) -> str:
-    text = (
-        str(annotation)
-        if typing.get_origin(annotation)
-        else getattr(annotation, "__name__", str(annotation))
-    )
-    text = text.replace("typing.", "").replace("NoneType", "null")
-    for long, short in (("kcli.activations.", ""), ("kcli.initializers.", "")):
-        text = text.replace(long, short)
-    if "Annotated[" in text or "Union[" in text:
-        if "Activation" in text:
-            return "activation"
-        if "Initializer" in text or "GlorotUniform" in text:
-            return "initializer"
-        if "Regularizer" in text:
-            return "regularizer | null"
-    return text
+    """A field's type as a recipe author reads it: `int | list[int]`, `activation | null`."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _registry_kind(list(args[1:])) or _type_text(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(dict.fromkeys(_type_text(arg) for arg in args))
+    if origin is typing.Literal:
+        return " | ".join(repr(arg) for arg in args)
+    if origin in (list, tuple, dict):
+        return f"{origin.__name__}[{', '.join(_type_text(a) for a in args if a is not Ellipsis)}]"
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation.__name__.removesuffix("Spec").lower()
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _registry_kind(metadata: list) -> str | None:
+    """`initializer` for a field validated by a registry (pydantic moves that to metadata)."""
+    for meta in metadata:
+        owner = getattr(getattr(meta, "func", None), "__self__", None)
+        if isinstance(owner, Registry):
+            return owner.kind
+    return None
+
+
+_BOUND_SYMBOLS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "min_length": "length >="}
+
+
+def _constraints(metadata: list) -> str:
+    """`> 0, < 1` from a field's annotated_types bounds; other metadata is not for users."""
+    found = []
+    for item in metadata:
+        for attribute, symbol in _BOUND_SYMBOLS.items():
+            value = getattr(item, attribute, None)
+            if value is not None and type(item).__module__.startswith("annotated_types"):
+                found.append(f"{symbol} {value}")
+    return ", ".join(found)
 
 
 def describe_layer(name: str) -> dict[str, Any]:
@@ -70,13 +96,12 @@ def describe_layer(name: str) -> dict[str, Any]:
             default = field.default
         if hasattr(default, "model_dump"):
             default = default.model_dump(exclude_none=True).get("type", default)
-        bounds = [str(m) for m in field.metadata]
         arguments.append(
             {
                 "name": field_name,
-                "type": _type_text(field.annotation),
+                "type": _registry_kind(field.metadata) or _type_text(field.annotation),
                 "default": default,
-                "constraints": ", ".join(bounds),
+                "constraints": _constraints(field.metadata),
                 "description": field.description or "",
             }
         )

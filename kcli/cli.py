@@ -113,6 +113,15 @@ def train(
     device: Annotated[
         str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps")
     ] = None,
+    nproc_per_node: Annotated[
+        int,
+        typer.Option("--nproc-per-node", min=1, help="Processes (DistributedDataParallel)."),
+    ] = 1,
+    nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="Machines taking part.")] = 1,
+    node_rank: Annotated[int, typer.Option("--node-rank", min=0, help="This machine's rank.")] = 0,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option("--rdzv-endpoint", help="HOST:PORT of the rendezvous (nnodes>1).")
+    ] = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -124,24 +133,43 @@ def train(
     if resume is not None and recipe is not None and "=" in recipe:
         overrides = [recipe, *(overrides or [])]  # `--resume RUN fit.epochs=8`
         recipe = None
+    if nproc_per_node > 1 or nnodes > 1:
+        from kcli.recipe.load import check_recipe
+        from kcli.train.distributed import launch, strip_launcher_options
+
+        if recipe is not None:
+            check_recipe(recipe, overrides or [])  # bad input: exit 2 before any process starts
+        worker_argv = strip_launcher_options(sys.argv[1:])
+        raise typer.Exit(launch(worker_argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint))
     options = TrainOptions(
         runs_dir=runs_dir, device=device, quiet=quiet, json=as_json, resume=resume
     )
+    from kcli.train.distributed import finish_worker, is_worker_of_other_rank, report_exit_code
+
     try:
         result = train_run(recipe, overrides or [], options)
     except TrainingInterrupted:
+        finish_worker(130)
         raise typer.Exit(130) from None
     except KeyboardInterrupt:
         err("interrupted")
+        finish_worker(130)
         raise typer.Exit(130) from None
-    if as_json:
-        print_json(result.to_json())
-    elif not quiet:
-        print(f"run: {result.run_dir} ({result.status})")
-    for gate in result.failed_gates:
-        err(f"FAILED {gate}")
-    if result.failed_gates:
-        raise typer.Exit(1)
+    except TrainingDiverged as error:
+        if not is_worker_of_other_rank():
+            err(str(error))
+        finish_worker(report_exit_code(1))
+        raise typer.Exit(report_exit_code(1)) from None
+    code = report_exit_code(1 if result.failed_gates else 0)
+    if not is_worker_of_other_rank():  # rank 0 reports for the whole distributed run
+        if as_json:
+            print_json(result.to_json())
+        elif not quiet:
+            print(f"run: {result.run_dir} ({result.status})")
+        for gate in result.failed_gates:
+            err(f"FAILED {gate}")
+    finish_worker(code)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -66,9 +66,7 @@ class VarianceScaling(_VarianceScalingBase):
     type: Literal["variance_scaling"] = "variance_scaling"
     scale: float = Field(1.0, gt=0)
     mode: Literal["fan_in", "fan_out", "fan_avg"] = "fan_in"
-    distribution: Literal["truncated_normal", "untruncated_normal", "uniform"] = (
-        "truncated_normal"
-    )
+    distribution: Literal["truncated_normal", "untruncated_normal", "uniform"] = "truncated_normal"
 
     def _fill(self, tensor, fan_in, fan_out, generator) -> None:
         self._scaled(tensor, fan_in, fan_out, generator, self.scale, self.mode, self.distribution)

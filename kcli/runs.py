@@ -120,6 +120,7 @@ class RunRecord(BaseModel):
     message: str | None = None  # why it failed or was interrupted; failed gates
     final_metrics: dict[str, float] = Field(default_factory=dict)
     resumed_from: list[Resume] = Field(default_factory=list)
+    distributed: dict[str, Any] | None = None  # world size, backend, replicas' weight digests
 
     @property
     def resume_count(self) -> int:

@@ -97,7 +97,7 @@ def test_a_non_dict_file_is_not_a_checkpoint(tmp_path):
 
 
 def _draw() -> tuple:
-    """Numbers from all three generators, including the cached-gaussian paths."""
+    """Numbers from every generator (CUDA's too where present), cached gaussians included."""
     return (
         [random.random() for _ in range(3)],
         random.gauss(0.0, 1.0),
@@ -105,6 +105,7 @@ def _draw() -> tuple:
         float(np.random.standard_normal()),
         torch.rand(3).tolist(),
         torch.randint(0, 1000, (4,)).tolist(),
+        torch.rand(3, device="cuda").tolist() if torch.cuda.is_available() else None,
     )
 
 

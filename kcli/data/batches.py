@@ -6,12 +6,13 @@ the recipe; a batch is `x[idx]` for the next slice of it: no Dataset, no collate
 Python. The generator's state is part of `state_dict()`, so a resumed run draws exactly the
 permutations an uninterrupted one would, even from the middle of an epoch (`start_batch`).
 
-Distributed training: every rank draws the same permutation (same seed); rank r takes the r-th
-of `world_size` equal contiguous blocks of it. Without `drop_last` the permutation is padded by
-repeating its first indices so the blocks are equal (a few samples are seen twice per epoch, as
-with torch's DistributedSampler); with `drop_last` the tail that does not divide evenly is left
-out of the epoch instead, and so is each rank's last partial batch. Either way every rank has
-the same number of batches, which DistributedDataParallel requires.
+Distributed training: every rank draws the same permutation (same seed); step k of all ranks
+together covers the k-th global batch (b * world_size indices) of it, rank r taking the r-th equal
+part, so the ranks jointly see what one process with the global batch would. Without `drop_last`
+the permutation is padded by repeating its first indices so the shares are equal (a few samples are
+seen twice per epoch, as with torch's DistributedSampler); with `drop_last` the tail that does not
+divide evenly is left out of the epoch instead, and so is each rank's last partial batch. Either
+way every rank has the same number of batches, which DistributedDataParallel requires.
 """
 
 from __future__ import annotations
@@ -126,8 +127,24 @@ class InMemoryBatches:
         if self.world_size > 1:
             total = self.per_rank * self.world_size
             order = order[torch.arange(total) % self.n]  # pads by wrapping, or truncates
-            order = order[self.rank * self.per_rank : (self.rank + 1) * self.per_rank]
+            order = self._interleave(order)
         return order.to(self.device)
+
+    def _interleave(self, order: torch.Tensor) -> torch.Tensor:
+        """This rank's indices: its share of each global batch, in step order.
+
+        Step k of every rank together covers `order[k*b*W : (k+1)*b*W]`, rank r taking the r-th
+        of W equal parts, so W ranks with batch b see exactly the batches one process with
+        batch b*W would (the basis of DDP's equivalence with single-process training).
+        """
+        size, world = self.batch_size, self.world_size
+        full = self.per_rank // size
+        head = order[: full * size * world].view(full, world, size)[:, self.rank, :].reshape(-1)
+        tail_length = self.per_rank - full * size
+        if tail_length == 0:
+            return head
+        tail = order[full * size * world :].view(world, tail_length)[self.rank]
+        return torch.cat([head, tail])
 
     def epoch(self, epoch_index: int, start_batch: int = 0) -> Iterator[tuple[Any, Any, Any]]:
         """(x, y, sample_weight) batches of epoch `epoch_index`, from batch `start_batch` on.

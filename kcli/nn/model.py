@@ -79,13 +79,20 @@ class GraphModel(nn.Module):
         pres = [pre_by_slot.get(i, values[i]) for i in self._output_slots]
         return outputs, pres, activity
 
-    def forward(self, x):
-        outputs, _, _ = self._run(x, keep_pre=False)
+    def forward(self, x, train_outputs: bool = False):
+        """The activated output(s); with `train_outputs`, what `forward_train` returns.
+
+        The flag lets a wrapper that only calls `forward` (DistributedDataParallel,
+        torch.compile) run the training form too.
+        """
+        outputs, pres, activity = self._run(x, keep_pre=train_outputs)
+        if train_outputs:
+            return outputs, pres, activity
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def forward_train(self, x):
         """(outputs, pre-activation outputs, activity penalty or None)."""
-        return self._run(x, keep_pre=True)
+        return self.forward(x, train_outputs=True)
 
     @property
     def has_weight_penalty(self) -> bool:

@@ -44,10 +44,27 @@ class BatchNormModule(nn.Module):
         self.beta = nn.Parameter(torch.zeros(features)) if center else None
         self.register_buffer("moving_mean", torch.zeros(features))
         self.register_buffer("moving_variance", torch.ones(features))
+        # fit.sync_batchnorm: batch statistics over every rank's batch (distributed training).
+        self.synchronized = False
+
+    def _global_statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and biased variance over all ranks' batches; gradients flow through the sums."""
+        from torch.distributed.nn.functional import all_reduce
+
+        count = x.new_tensor(x.numel() / self.moving_mean.numel())
+        sums = torch.stack([x.sum(dim=self.reduce_dims), x.square().sum(dim=self.reduce_dims)])
+        totals = all_reduce(torch.cat([sums.flatten(), count.view(1)]))
+        n = totals[-1]
+        total_sum, total_square = totals[:-1].view(2, -1)
+        mean = total_sum / n
+        return mean, (total_square / n - mean.square()).clamp_min(0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and not self.frozen:
-            variance, mean = torch.var_mean(x, dim=self.reduce_dims, correction=0)
+            if self.synchronized:
+                mean, variance = self._global_statistics(x)
+            else:
+                variance, mean = torch.var_mean(x, dim=self.reduce_dims, correction=0)
             with torch.no_grad():
                 # moving * momentum + batch * (1 - momentum), as a lerp toward the batch.
                 weight = 1.0 - self.momentum
@@ -104,3 +121,13 @@ class LayerNormModule(nn.Module):
         if self.beta is not None:
             out = out + self.beta.view(self.broadcast_shape)
         return out
+
+
+def enable_sync_batchnorm(model: nn.Module) -> int:
+    """Make every BatchNormModule of `model` use all ranks' statistics; returns how many."""
+    found = 0
+    for module in model.modules():
+        if isinstance(module, BatchNormModule):
+            module.synchronized = True
+            found += 1
+    return found

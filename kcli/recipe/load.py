@@ -80,7 +80,11 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> LoadedR
                 str(path), 1, 1
             )
         )
-    data = desugar(apply_overrides(data, overrides, source))
+    try:
+        data = desugar(apply_overrides(data, overrides, source))
+    except KcliError as error:
+        located = [p if p.file else p.located(str(path), None, None) for p in error.problems]
+        raise KcliError(located) from None
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as err:

@@ -39,6 +39,8 @@ def make_batches(prepared: Prepared, split: Any, *, train: bool, rank: int = 0, 
             world_size=world,
             y_dtype=prepared.y_dtype,
         )
+    if world > 1:
+        split = shard_for_evaluation(split, rank, world)
     return InMemoryBatches(
         split.x,
         split.y,
@@ -46,10 +48,23 @@ def make_batches(prepared: Prepared, split: Any, *, train: bool, rank: int = 0, 
         batch_size=fit.validation_batch_size or fit.batch_size * EVAL_BATCH_FACTOR,
         shuffle=False,
         device=prepared.device,
-        rank=rank,
-        world_size=world,
         y_dtype=prepared.y_dtype,
     )
+
+
+def shard_for_evaluation(split: Any, rank: int, world: int) -> Any:
+    """Rank r's contiguous part of a validation/test split: every sample counted exactly once
+    (the parts may differ by one sample; evaluation needs no lock-step between ranks)."""
+    import numpy as np
+
+    from kcli.data.splits import ArraySplit
+
+    n = len(split)
+    bounds = np.linspace(0, n, world + 1).round().astype(int)
+    part = slice(bounds[rank], bounds[rank + 1])
+    x = {k: v[part] for k, v in split.x.items()} if isinstance(split.x, dict) else split.x[part]
+    weights = None if split.sample_weight is None else split.sample_weight[part]
+    return ArraySplit(x, None if split.y is None else split.y[part], weights)
 
 
 def make_callbacks(prepared: Prepared) -> list:
@@ -69,14 +84,16 @@ def make_trainer(
     run_dir: Path,
     options: Any,
     write_row: Callable[[dict[str, float]], None],
-    *,
-    rank: int = 0,
-    world: int = 1,
 ) -> Trainer:
+    context = prepared.dist
+    rank, world = (context.rank, context.world_size) if context is not None else (0, 1)
     recipe = prepared.loaded.recipe
     model = prepared.model
     optimizer = recipe.compile.optimizer.build([p for p in model.parameters() if p.requires_grad])
     stepper = Stepper(model, prepared.objective, optimizer, prepared.device, recipe.fit.precision)
+    if context is not None:
+        cuda = prepared.device.type == "cuda"
+        stepper.distribute([prepared.device.index] if cuda else None)
     if recipe.fit.compile:
         stepper.compile()
     stream = sys.stderr if options.json else sys.stdout
@@ -97,6 +114,7 @@ def make_trainer(
         epochs=recipe.fit.epochs,
         progress=progress,
         write_row=write_row,
+        dist=context,
         has_penalty=model.has_weight_penalty
         or any(node.spec.activity_regularizer is not None for node in prepared.plan.nodes),
     )

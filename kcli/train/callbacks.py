@@ -311,7 +311,7 @@ class ModelCheckpointCallback(_Monitoring):
 
     def _path(self, epoch: int, logs: dict[str, float]) -> Path:
         try:
-            relative = self.spec.filepath.format(epoch=epoch + 1, **logs)
+            relative = self.spec.filepath.format_map({**logs, "epoch": epoch + 1})
         except KeyError as e:
             raise KcliError(
                 f"ModelCheckpoint filepath {self.spec.filepath!r} names {e.args[0]!r}, which is "
@@ -401,8 +401,11 @@ class TerminateOnNaNCallback(Callback):
 
 # ---- CSVLogger ---------------------------------------------------------------------------------
 class CSVLogger(CallbackSpec):
-    """Write each epoch's logs to a CSV file in the run folder (Keras' format: 0-based epoch,
-    then the logged names sorted); `append` keeps what an existing file holds."""
+    """Write each epoch's logs to a CSV file in the run folder.
+
+    Keras' format: the 0-based epoch, then the logged names sorted ("NA" where one is missing).
+    `append` keeps what an existing file holds; a resumed run continues its own file.
+    """
 
     type: Literal["CSVLogger"] = "CSVLogger"
     filename: str = "log.csv"

@@ -20,6 +20,7 @@ from typing import Any
 from kcli.errors import KcliError, Problem
 from kcli.recipe.load import LoadedRecipe, load_recipe
 from kcli.recipe.schema import gate_holds, parse_gate
+from kcli.train.trainer import TrainingInterrupted
 
 
 @dataclass
@@ -53,7 +54,7 @@ def train(recipe_path: str | None, overrides: list[str], options: TrainOptions) 
     from kcli import runs
 
     if options.resume:
-        run_dir = runs.resolve_run(options.resume, options.runs_dir)
+        run_dir = runs.resolve_run(options.resume, options.runs_dir, require_checkpoint=True)
         record = runs.read_run_record(run_dir)
         loaded = _load_for_resume(run_dir, overrides)
         base_dir = Path(record.recipe_dir) if getattr(record, "recipe_dir", None) else None
@@ -82,23 +83,38 @@ def _load_for_resume(run_dir: Path, overrides: list[str]) -> LoadedRecipe:
 
 
 @contextmanager
-def _sigint_sets_flag(trainer):
-    """The first Ctrl-C asks the loop to stop after its step; a second one stops at once."""
+def _stop_signals(trainer, distributed: bool):
+    """How Ctrl-C (and, distributed, the launcher's SIGTERM) stops training.
 
-    def handler(signum, frame):
+    One process: the first Ctrl-C asks the loop to stop after its step (it checkpoints where it
+    stands); a second one stops at once. Distributed: the launcher stops every rank within
+    moments, so each rank stops at once and the run resumes from its last epoch's checkpoint.
+    """
+    from kcli.train.trainer import TrainingInterrupted
+
+    def ask_to_stop(signum, frame):
         if trainer.interrupt_requested:
             raise KeyboardInterrupt
         trainer.interrupt_requested = True
 
+    def stop_now(signum, frame):
+        raise TrainingInterrupted(
+            f"stopped by signal {signum} after {trainer.epochs_done} epoch(s); the last epoch's "
+            "checkpoint is kept"
+        )
+
+    handled = [signal.SIGINT, signal.SIGTERM] if distributed else [signal.SIGINT]
+    handler = stop_now if distributed else ask_to_stop
     try:
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {sig: signal.signal(sig, handler) for sig in handled}
     except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _run(
@@ -108,45 +124,62 @@ def _run(
     from kcli.train.build import make_trainer
     from kcli.train.checkpoint import load_checkpoint
     from kcli.train.setup import prepare
-    from kcli.train.trainer import TrainingInterrupted
 
     prepared = prepare(loaded, options.device, base_dir)
+    context = prepared.dist
+    main = context is None or context.is_main
     recipe = loaded.recipe
+    checkpoint = None
     if resume_dir is None:
-        run_dir = runs.create_run_dir(options.runs_dir, loaded.name)
-        _write_run_files(run_dir, loaded, prepared, options)
-        checkpoint = None
+        run_dir = runs.create_run_dir(options.runs_dir, loaded.name) if main else None
+        if main:
+            _write_run_files(run_dir, loaded, prepared, options)
+        if context is not None:
+            from kcli.train.distributed import broadcast_object
+
+            run_dir = Path(broadcast_object(str(run_dir) if main else None))
     else:
         run_dir = resume_dir
         checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-        runs.write_text_atomic(run_dir / "recipe.yaml", loaded.resolved_yaml())
-    metrics_log = runs.MetricsLog(run_dir / "metrics.csv")
-    trainer = make_trainer(prepared, run_dir, options, metrics_log.append)
+        if main:
+            runs.write_text_atomic(run_dir / "recipe.yaml", loaded.resolved_yaml())
+    # Only rank 0 writes the run folder; other ranks' callbacks write into a scratch folder.
+    work_dir = run_dir if main else _scratch_dir()
+    metrics_log = runs.MetricsLog(run_dir / "metrics.csv") if main else None
+    trainer = make_trainer(prepared, work_dir, options, metrics_log.append if main else _ignore)
     if checkpoint is not None:
         trainer.restore(checkpoint)
-        metrics_log.truncate_to(trainer.epochs_done)
         trainer.history = [
             {k: v for k, v in row.items() if k != "epoch"}
             for row in runs.read_metrics(run_dir / "metrics.csv")
-        ]
-        runs.note_resumed(run_dir, trainer.epochs_done, options.argv)
-    runs.set_status(run_dir, "running")
+        ][: trainer.epochs_done]
+        if main:
+            metrics_log.truncate_to(trainer.epochs_done)
+            runs.note_resumed(run_dir, trainer.epochs_done, options.argv)
+    if main:
+        runs.set_status(run_dir, "running")
+        if context is not None:
+            from kcli.train.distributed import announce_run_dir
+
+            announce_run_dir(run_dir)
+            world, batch = context.world_size, recipe.fit.batch_size
+            trainer.log(
+                f"distributed: {world} processes ({context.backend}) x batch {batch} "
+                f"= global batch {world * batch}"
+            )
+    status_of = _record_status if main else _ignore
     try:
-        with _sigint_sets_flag(trainer):
+        with _stop_signals(trainer, distributed=context is not None):
             trainer.fit()
     except TrainingInterrupted as stop:
-        runs.set_status(run_dir, "interrupted", str(stop), epochs_done=trainer.epochs_done)
+        status_of(run_dir, "interrupted", str(stop), trainer.epochs_done)
         trainer.log(f"{stop}. Continue with: kcli train --resume {run_dir}")
         raise
     except KeyboardInterrupt:
-        runs.set_status(
-            run_dir, "interrupted", "stopped by a second Ctrl-C", epochs_done=trainer.epochs_done
-        )
+        status_of(run_dir, "interrupted", "stopped by a second Ctrl-C", trainer.epochs_done)
         raise
     except BaseException as error:  # the run folder must say it failed, whatever happened
-        runs.set_status(
-            run_dir, "failed", f"{type(error).__name__}: {error}", epochs_done=trainer.epochs_done
-        )
+        status_of(run_dir, "failed", f"{type(error).__name__}: {error}", trainer.epochs_done)
         raise
 
     final = dict(trainer.history[-1]) if trainer.history else {}
@@ -154,20 +187,63 @@ def _run(
     if prepared.splits.test is not None:
         test_logs = trainer.evaluate(trainer.batches_for(prepared.splits.test))
         final.update({f"test_{k}": v for k, v in test_logs.items()})
-        runs.write_json_atomic(
-            run_dir / "eval.json",
-            {"split": "test", "metrics": test_logs, "n_samples": _count(prepared.splits.test)},
-        )
-    _write_plots(run_dir, trainer)
+        if main:
+            runs.write_json_atomic(
+                run_dir / "eval.json",
+                {"split": "test", "metrics": test_logs, "n_samples": _count(prepared.splits.test)},
+            )
+    distributed = _replica_check(trainer, context)
     failed = check_gates(recipe.expect, final)
-    runs.set_status(
-        run_dir,
-        "completed",
-        "; ".join(failed) or None,
-        epochs_done=trainer.epochs_done,
-        final_metrics=final,
-    )
+    if main:
+        _write_plots(run_dir, trainer)
+        if distributed is not None:
+            runs.update_run_record(run_dir, distributed=distributed)
+        runs.set_status(
+            run_dir,
+            "completed",
+            "; ".join(failed) or None,
+            epochs_done=trainer.epochs_done,
+            final_metrics=final,
+        )
+    if context is not None:
+        from kcli.train.distributed import leave_process_group
+
+        leave_process_group()
     return TrainResult(run_dir, "completed", final, failed)
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    """What a rank other than 0 does instead of writing to the run folder."""
+
+
+def _record_status(run_dir: Path, status: str, message: str, epochs_done: int) -> None:
+    from kcli import runs
+
+    runs.set_status(run_dir, status, message, epochs_done=epochs_done)
+
+
+def _scratch_dir() -> Path:
+    from kcli.train.distributed import scratch_run_dir
+
+    return scratch_run_dir()
+
+
+def _replica_check(trainer, context) -> dict[str, Any] | None:
+    """DDP's invariant, checked: every rank ends with bit-identical weights."""
+    if context is None:
+        return None
+    from kcli.train.distributed import gather_objects, weights_digest
+
+    digests = gather_objects(weights_digest(trainer.model))
+    return {
+        "world_size": context.world_size,
+        "backend": context.backend,
+        "global_batch_size": context.world_size * trainer.train_batches.batch_size
+        if hasattr(trainer.train_batches, "batch_size")
+        else None,
+        "weights_in_sync": len(set(digests)) == 1,
+        "weight_digests": digests,
+    }
 
 
 def check_gates(expect: dict[str, str], metrics: dict[str, float]) -> list[str]:

@@ -70,15 +70,21 @@ class Prepared:
     y_dtype: torch.dtype
     device: torch.device
     train_weights: np.ndarray | None  # per-sample weights (class_weight x sample_weight)
+    dist: Any = None  # kcli.train.distributed.DistContext when several processes train
 
 
 def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> Prepared:
     """Load data, build the model, choose the loss form and check they all fit together."""
     from kcli.data import load_data
+    from kcli.train.distributed import join_process_group, local_device
 
     recipe = loaded.recipe
     seed_everything(recipe.seed)
     device = pick_device(device_option or recipe.fit.device)
+    context = join_process_group(device)
+    device = local_device(device, context)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     try:
         splits = load_data(recipe.data, base_dir or loaded.base_dir, recipe.seed)
     except KcliError as error:
@@ -94,7 +100,13 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
     except KcliError as error:
         raise locate(error, loaded) from None
     model = built.model.to(device)
-    return Prepared(loaded, plan, model, splits, objective, metric_specs, y_dtype, device, weights)
+    if recipe.fit.sync_batchnorm and context is not None:
+        from kcli.nn.normalization import enable_sync_batchnorm
+
+        enable_sync_batchnorm(model)
+    return Prepared(
+        loaded, plan, model, splits, objective, metric_specs, y_dtype, device, weights, context
+    )
 
 
 def _check_inputs(plan: GraphPlan, data_shapes: dict[str, tuple]) -> None:

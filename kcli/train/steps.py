@@ -66,13 +66,24 @@ class Stepper:
     scaler: torch.amp.GradScaler | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        self.runner: torch.nn.Module = self.model  # what the forward pass is called on
         self.forward_train = self.model.forward_train
         if self.precision == "16-mixed":
             self.scaler = torch.amp.GradScaler(self.device.type)
 
+    def _use(self, runner: torch.nn.Module) -> None:
+        self.runner = runner
+        self.forward_train = lambda x: runner(x, train_outputs=True)
+
     def compile(self) -> None:
         """Use torch.compile for the forward pass (fit.compile: true)."""
-        self.forward_train = torch.compile(self.model.forward_train)
+        self._use(torch.compile(self.runner))
+
+    def distribute(self, device_ids: list[int] | None) -> None:
+        """Wrap the model in DistributedDataParallel: gradients averaged across ranks."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        self._use(DistributedDataParallel(self.model, device_ids=device_ids))
 
     def _autocast(self):
         if self.precision == "32":

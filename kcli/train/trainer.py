@@ -45,6 +45,7 @@ class Trainer:
     epochs: int
     progress: Progress
     write_row: Callable[[dict[str, float]], None]
+    dist: Any = None  # DistContext when several processes train (see distributed.py)
     has_penalty: bool = False
     stop_training: bool = False
     interrupt_requested: bool = False
@@ -60,6 +61,11 @@ class Trainer:
         self.val_metrics = [spec.build() for spec in self.metric_specs]
         for callback in self.callbacks:
             callback.set_trainer(self)
+
+    @property
+    def is_main(self) -> bool:
+        """True in the process that writes the run folder (rank 0, or the only one)."""
+        return self.dist is None or self.dist.is_main
 
     # ---- what callbacks may use -----------------------------------------------------------
     def get_learning_rate(self) -> float:
@@ -87,6 +93,10 @@ class Trainer:
             state["data"] = self.train_batches.state_dict()
         if self.stepper.scaler is not None:
             state["scaler"] = self.stepper.scaler.state_dict()
+        if self.dist is not None:  # every rank draws its own dropout masks: keep all their RNGs
+            from kcli.train.distributed import gather_objects
+
+            state["rng_ranks"] = gather_objects(state["rng"])
         return state
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -102,7 +112,10 @@ class Trainer:
         self.epochs_done = int(state["epoch"])
         self._next_batch = int(state.get("batch", 0))
         self._partial = state.get("partial") or None
-        restore_rng_state(state["rng"])  # last: nothing after it may draw random numbers
+        rng = state["rng"]
+        if self.dist is not None and "rng_ranks" in state:
+            rng = state["rng_ranks"][self.dist.rank]
+        restore_rng_state(rng)  # last: nothing after it may draw random numbers
 
     # ---- the loop --------------------------------------------------------------------------
     def fit(self) -> list[dict[str, float]]:
@@ -137,7 +150,9 @@ class Trainer:
         return self.history
 
     def _write_checkpoints(self, epoch: int) -> None:
-        state = self.checkpoint_state()
+        state = self.checkpoint_state()  # on every rank: it gathers the ranks' RNG states
+        if not self.is_main:
+            return
         save_checkpoint(self.run_dir / "checkpoints" / "last.pt", state)
         if epoch == 0:  # the weights after the first epoch, for the weight-histogram plot
             save_checkpoint(
@@ -166,7 +181,7 @@ class Trainer:
             self.progress.step(done, lambda a=accumulator: self._logs(a, self.train_metrics))
             if self.interrupt_requested:
                 self._checkpoint_mid_epoch(done, accumulator)
-        return self._logs(accumulator, self.train_metrics), done
+        return self._logs(accumulator, self.train_metrics, reduce=True), done
 
     def _checkpoint_mid_epoch(self, done: int, accumulator: Accumulator) -> None:
         self._next_batch = done
@@ -179,7 +194,12 @@ class Trainer:
             f"interrupted in epoch {self.epochs_done + 1} after {done} steps; checkpoint saved"
         )
 
-    def _logs(self, accumulator: Accumulator, metrics: list) -> dict[str, float]:
+    def _logs(
+        self, accumulator: Accumulator, metrics: list, reduce: bool = False
+    ) -> dict[str, float]:
+        """Epoch logs from device-side sums; `reduce` sums them over all ranks first."""
+        if reduce and self.dist is not None:
+            self._all_reduce(accumulator, metrics)
         count = max(float(accumulator.count), 1.0)
         logs = {"loss": float(accumulator.loss_sum) / count}
         for spec, metric in zip(self.metric_specs, metrics, strict=True):
@@ -187,6 +207,15 @@ class Trainer:
         if self.has_penalty:
             logs["regularization"] = float(accumulator.penalty_sum) / count
         return logs
+
+    def _all_reduce(self, accumulator: Accumulator, metrics: list) -> None:
+        from kcli.train.distributed import all_reduce_sums
+
+        states = [metric.state() for metric in metrics]
+        all_reduce_sums(list(accumulator.state().values()))
+        all_reduce_sums([tensor for state in states for tensor in state.values()])
+        for metric, state in zip(metrics, states, strict=True):
+            metric.load_state(state)
 
     @torch.no_grad()
     def evaluate(self, batches: Any) -> dict[str, float]:
@@ -197,7 +226,7 @@ class Trainer:
             metric.reset()
         for x, y, w in batches.epoch(0):
             self.stepper.eval_step(x, y, w, accumulator, self.val_metrics)
-        logs = self._logs(accumulator, self.val_metrics)
+        logs = self._logs(accumulator, self.val_metrics, reduce=True)
         logs.pop("regularization", None)
         return logs
 

@@ -111,7 +111,10 @@ def test_distributed_ranks_get_disjoint_equal_shards(drop_last):
         assert set(seen) == set(range(11)) and len(seen) == 12
         single = InMemoryBatches(x, y, None, 11, True, 5, "cpu")
         perm = _ids(single, 0)[0]
-        assert per_rank[0] == perm[:4] and per_rank[2] == perm[8:] + perm[:1]
+        padded = perm + perm[:1]
+        # Global batch k is padded[6k : 6k+6] (batch 2 x 3 ranks); rank r takes its r-th pair.
+        assert per_rank[0] == padded[0:2] + padded[6:8]
+        assert per_rank[2] == padded[4:6] + padded[10:12]
 
 
 def test_multi_input_dict_batches():

@@ -384,6 +384,8 @@ fit:
     expected = [
         (where(path, "units: -5", "-5"), "model.layers[0].units: must be > 0 (got -5)"),
         (where(path, "unitz"), "model.layers[1].unitz: unknown key 'unitz'"),
+        # With the unknown key set aside, the same layer's other problem is reported too.
+        (where(path, "Dense: {unitz", "Dense"), "model.layers[1].units: missing required key"),
         (where(path, "Dens:", "Dens"), "model.layers[2].type: unknown layer type 'Dens'"),
         (where(path, "rellu"), "model.layers[3].activation: unknown activation 'rellu'"),
         (where(path, "epochs: 0", "0"), "fit.epochs: must be >= 1 (got 0)"),

@@ -85,11 +85,55 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> LoadedR
     except KcliError as error:
         located = [p if p.file else p.located(str(path), None, None) for p in error.problems]
         raise KcliError(located) from None
-    try:
-        recipe = Recipe.model_validate(data)
-    except ValidationError as err:
-        raise KcliError(problems_from_validation(err, data, source)) from None
-    return LoadedRecipe(recipe, path, source, overrides)
+    return LoadedRecipe(validate_all(Recipe, data, source), path, source, overrides)
+
+
+def validate_all(model: Any, data: Any, source: SourceMap, rounds: int = 5) -> Any:
+    """Validate, reporting every problem at once.
+
+    An unknown key makes pydantic skip the rest of its mapping, which would hide the mapping's
+    other mistakes until the key is fixed. So after reporting unknown keys, validate again
+    without them, and add what that finds.
+    """
+    problems: list[Problem] = []
+    attempt = data
+    for _ in range(rounds):
+        try:
+            result = model.model_validate(attempt)
+        except ValidationError as err:
+            for problem in problems_from_validation(err, attempt, source):
+                if problem not in problems:
+                    problems.append(problem)
+            unknown = _unknown_keys(err, attempt)
+            if not unknown:
+                break
+            attempt = _without(attempt, unknown)
+            continue
+        if not problems:
+            return result
+        break
+    raise KcliError(problems)
+
+
+def _unknown_keys(err: ValidationError, data: Any) -> list[tuple[Loc, str]]:
+    found = []
+    for error in err.errors(include_url=False):
+        if error["type"] == "unknown_keys":
+            base = _data_path(error["loc"], data, False)
+            found.extend((base, key) for key in error["ctx"]["keys"])
+    return found
+
+
+def _without(data: Any, keys: list[tuple[Loc, str]]) -> Any:
+    """A copy of `data` with the given keys removed."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for path, key in keys:
+        node = _value_at(data, path)
+        if isinstance(node, dict):
+            node.pop(key, None)
+    return data
 
 
 def check_recipe(path: str | Path, overrides: list[str] | None = None) -> LoadedRecipe:

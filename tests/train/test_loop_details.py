@@ -1,0 +1,107 @@
+"""Details of the loop: Keras' logged loss, class weights, the progress display, compile."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kcli.train.progress import Progress, bar, format_logs, format_value
+from tests.train.conftest import TINY_RECIPE
+
+FROZEN_RECIPE = TINY_RECIPE.replace(
+    "{type: Adam, learning_rate: 0.01}", "{type: SGD, learning_rate: 0.0}"
+).replace("    - {type: Dropout, rate: 0.1}\n", "")
+
+
+def test_logged_loss_is_the_sample_mean_plus_the_l2_penalty(write_recipe, train):
+    # With a zero learning rate the weights never move, so the epoch's logged loss must be
+    # Keras' number for those weights: mean crossentropy over the train samples + 0.001*sum(w^2).
+    from kcli.data import load_data
+    from kcli.recipe.load import load_recipe
+
+    recipe_path = write_recipe(FROZEN_RECIPE)
+    result, document = train(recipe_path, "fit.epochs=1")
+    assert result.exit_code == 0, result.output
+    run_dir = Path(document["run_dir"])
+    weights = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
+    recipe = load_recipe(recipe_path).recipe
+    train_split = load_data(recipe.data, recipe_path.parent, recipe.seed).train
+    x = torch.from_numpy(np.asarray(train_split.x, dtype=np.float32))
+    y = torch.from_numpy(np.asarray(train_split.y)).long()
+    hidden = torch.relu(x @ weights["dense.kernel"].T + weights["dense.bias"])
+    logits = hidden @ weights["dense_1.kernel"].T + weights["dense_1.bias"]
+    crossentropy = torch.nn.functional.cross_entropy(logits.double(), y)
+    penalty = 0.001 * weights["dense.kernel"].double().square().sum()
+    row = (run_dir / "metrics.csv").read_text().splitlines()
+    header, values = row[0].split(","), row[1].split(",")
+    logged = dict(zip(header, values, strict=True))
+    assert abs(float(logged["loss"]) - float(crossentropy + penalty)) < 1e-5
+    assert abs(float(logged["regularization"]) - float(penalty)) < 1e-6
+
+
+def test_balanced_class_weights_are_n_over_k_times_count():
+    from types import SimpleNamespace
+
+    from kcli.train.setup import _train_weights
+
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    splits = SimpleNamespace(train=SimpleNamespace(y=labels, sample_weight=None))
+    weights = _train_weights("balanced", splits)
+    # n / (k * count): 6 / (3 * 3) for class 0, 6 / (3 * 1) for class 1, 6 / (3 * 2) for class 2.
+    expected = np.array([6 / 9, 6 / 9, 6 / 9, 2.0, 1.0, 1.0], dtype=np.float32)
+    assert np.allclose(weights, expected)
+    mapping = _train_weights({0: 1.0, 1: 4.0, 2: 0.5}, splits)
+    assert np.allclose(mapping, [1, 1, 1, 4, 0.5, 0.5])
+
+
+def test_keras_value_format_and_bar():
+    assert format_value(0.123456) == "0.1235"
+    assert format_value(0.0000123) == "1.2300e-05"
+    assert format_logs({"loss": 1.0, "accuracy": 0.5}) == "accuracy: 0.5000 - loss: 1.0000"
+    assert bar(20, 20) == "━" * 20 and bar(0, 20) == " " * 20 and len(bar(7, 20)) == 20
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_plain_output_prints_one_line_per_epoch():
+    stream = io.StringIO()
+    progress = Progress(epochs=3, stream=stream)
+    progress.start_epoch(0, 10)
+    for step in range(1, 11):
+        progress.step(step, lambda: {"loss": 1.0})
+    progress.end_epoch(0, 10, {"loss": 0.5, "lr": 0.1, "seconds": 1.0})
+    (line,) = stream.getvalue().splitlines()
+    assert line.startswith("Epoch 1/3 - 10 steps") and line.endswith("loss: 0.5000")
+
+
+def test_live_bar_reads_the_running_logs_only_when_it_redraws():
+    calls = []
+    progress = Progress(epochs=1, stream=_Terminal(), refresh_hz=1e-3)  # one redraw per 1000 s
+    progress.start_epoch(0, 500)
+    for step in range(1, 501):
+        progress.step(step, lambda: calls.append(1) or {"loss": 1.0})
+    assert len(calls) == 0  # no host sync per batch
+    progress.end_epoch(0, 500, {"loss": 1.0})
+
+
+def test_quiet_prints_nothing():
+    stream = _Terminal()
+    progress = Progress(epochs=1, stream=stream, quiet=True)
+    progress.start_epoch(0, 2)
+    progress.end_epoch(0, 2, {"loss": 1.0})
+    progress.message("hello")
+    assert stream.getvalue() == ""
+
+
+def test_torch_compile_trains(write_recipe, train):
+    result, document = train(write_recipe(), "fit.compile=true", "fit.epochs=1")
+    assert result.exit_code == 0, result.output
+    record = json.loads((Path(document["run_dir"]) / "run.json").read_text())
+    assert record["status"] == "completed"

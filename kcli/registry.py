@@ -71,6 +71,16 @@ class Registry:
     def names(self) -> list[str]:
         return list(self.specs)
 
+    def spellings(self) -> tuple[str, ...]:
+        """Every name an editor should offer: canonical names, aliases, and their Keras-style
+        lower/snake-case spellings (`Adam`, `adam`; `MeanSquaredError`, `mse`)."""
+        found: dict[str, None] = {}
+        for name, cls in self.specs.items():
+            for spelling in (name, *getattr(cls, "aliases", ())):
+                found[spelling] = None
+                found[spelling.lower()] = None
+        return tuple(found)
+
     def canonical(self, name: str) -> str | None:
         return self._lookup.get(loose_key(str(name)))
 
@@ -106,13 +116,24 @@ class Registry:
             )
         return {**value, "type": canonical}
 
-    def field(self, *, shorthand: bool = True) -> Any:
-        """The annotated union type for a recipe field holding one of this family's specs."""
+    def field(self, *, shorthand: bool = True, one_key: bool = False) -> Any:
+        """The annotated union type for a recipe field holding one of this family's specs.
+
+        `shorthand`: the bare name is accepted (`optimizer: adam`). `one_key`: the JSON Schema
+        also admits the one-key form the loader rewrites (`- Dense: {units: 8}`), so editors
+        do not flag it.
+        """
         classes = tuple(self.specs.values())
         union = classes[0] if len(classes) == 1 else Union[classes]  # noqa: UP007
         union_field = Annotated[union, Field(discriminator="type")] if len(classes) > 1 else union
         names = tuple(self.specs)
-        accepted = Union[Literal[names], union_field] if shorthand else union_field  # noqa: UP007
+        spellings = self.spellings()
+        accepted: Any = union_field
+        if shorthand:
+            accepted = Union[Literal[spellings], accepted]  # noqa: UP007
+        if one_key:
+            one_key_form = Annotated[dict[Literal[names], Any], Field(min_length=1, max_length=1)]
+            accepted = Union[accepted, one_key_form]  # noqa: UP007
         return Annotated[
             union_field, BeforeValidator(self.normalize, json_schema_input_type=accepted)
         ]

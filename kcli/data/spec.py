@@ -9,7 +9,7 @@ a recipe asks for one (a fraction or an explicit source).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -330,7 +330,11 @@ def _step_short_form(value: Any) -> Any:
     return {"type": canonical, **rest, primary: body}
 
 
-StepRef = Annotated[preprocess_registry.field(), BeforeValidator(_step_short_form)]
+_STEP = preprocess_registry.field()
+# For editors: a step name, a full step, or a short mapping (`{reshape: [8, 8, 1]}`,
+# `{scale: 0.5, offset: 0}`) that _step_short_form rewrites.
+_STEP_INPUT = Union[Literal[preprocess_registry.spellings()], _STEP, dict[str, Any]]  # noqa: UP007
+StepRef = Annotated[_STEP, BeforeValidator(_step_short_form, json_schema_input_type=_STEP_INPUT)]
 
 
 # ---------------------------------------------------------------- the data section

@@ -15,7 +15,7 @@ from kcli.layers import (  # noqa: F401, I001  (catalog order, not alphabetical)
 )
 from kcli.layers.base import LayerSpec, Shape, layer_registry
 
-LayerRef = layer_registry.field(shorthand=False)
-"""The type of an item of `model.layers`: a `{type: Name, ...}` mapping."""
+LayerRef = layer_registry.field(shorthand=False, one_key=True)
+"""The type of an item of `model.layers`: `{type: Name, ...}` (or the one-key form)."""
 
 __all__ = ["LayerRef", "LayerSpec", "Shape", "layer_registry"]

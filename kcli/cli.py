@@ -165,6 +165,11 @@ def train(
         if as_json:
             print_json(result.to_json())
         elif not quiet:
+            from kcli.train.progress import format_logs
+
+            test = {k[5:]: v for k, v in result.metrics.items() if k.startswith("test_")}
+            if test:
+                print(f"test: {format_logs(test)}")
             print(f"run: {result.run_dir} ({result.status})")
         for gate in result.failed_gates:
             err(f"FAILED {gate}")

@@ -33,7 +33,10 @@ def make_arrays(n_samples: int = 600, seed: int = 0) -> dict[str, np.ndarray]:
     # Jitter each stroke by one pixel and add noise, so the image is not a lookup.
     shifts = rng.integers(-1, 2, size=(n_samples, 2))
     images = np.stack(
-        [np.roll(templates[b], tuple(s), axis=(0, 1)) for b, s in zip(image_bit, shifts)]
+        [
+            np.roll(templates[b], tuple(s), axis=(0, 1))
+            for b, s in zip(image_bit, shifts, strict=True)
+        ]
     )
     images = np.clip(images * 0.8 + rng.normal(0.1, 0.25, size=images.shape), 0.0, 1.0)
     pixels = np.round(images * 255).astype(np.uint8)[..., None]

@@ -169,8 +169,11 @@ def _run(
             )
     status_of = _record_status if main else _ignore
     try:
+        # The signals stay handled until the run folder is complete: a Ctrl-C while the test
+        # split or the plots are being done must still leave a true run.json.
         with _stop_signals(trainer, distributed=context is not None):
             trainer.fit()
+            final, failed = _finish(trainer, prepared, run_dir, main)
     except TrainingInterrupted as stop:
         status_of(run_dir, "interrupted", str(stop), trainer.epochs_done)
         trainer.log(f"{stop}. Continue with: kcli train --resume {run_dir}")
@@ -181,19 +184,30 @@ def _run(
     except BaseException as error:  # the run folder must say it failed, whatever happened
         status_of(run_dir, "failed", f"{type(error).__name__}: {error}", trainer.epochs_done)
         raise
+    if context is not None:
+        from kcli.train.distributed import leave_process_group
+
+        leave_process_group()
+    return TrainResult(run_dir, "completed", final, failed)
+
+
+def _finish(trainer, prepared, run_dir: Path, main: bool) -> tuple[dict[str, float], list[str]]:
+    """After the last epoch: the test split, eval.json, plots, gates, run.json completed."""
+    from kcli import runs
 
     final = dict(trainer.history[-1]) if trainer.history else {}
     final.pop("seconds", None)
-    if prepared.splits.test is not None:
-        test_logs = trainer.evaluate(trainer.batches_for(prepared.splits.test))
+    test = prepared.splits.test
+    if test is not None:
+        test_logs = trainer.evaluate(trainer.batches_for(test))
         final.update({f"test_{k}": v for k, v in test_logs.items()})
         if main:
             runs.write_json_atomic(
                 run_dir / "eval.json",
-                {"split": "test", "metrics": test_logs, "n_samples": _count(prepared.splits.test)},
+                {"split": "test", "metrics": test_logs, "n_samples": _count(test)},
             )
-    distributed = _replica_check(trainer, context)
-    failed = check_gates(recipe.expect, final)
+    distributed = _replica_check(trainer, prepared.dist)
+    failed = check_gates(prepared.loaded.recipe.expect, final)
     if main:
         _write_plots(run_dir, trainer)
         if distributed is not None:
@@ -205,11 +219,7 @@ def _run(
             epochs_done=trainer.epochs_done,
             final_metrics=final,
         )
-    if context is not None:
-        from kcli.train.distributed import leave_process_group
-
-        leave_process_group()
-    return TrainResult(run_dir, "completed", final, failed)
+    return final, failed
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:

@@ -99,6 +99,10 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
         weights = _train_weights(recipe.fit.class_weight, splits)
     except KcliError as error:
         raise locate(error, loaded) from None
+    try:
+        _try_one_batch(built.model, objective, metric_specs, splits, y_dtype)
+    except KcliError as error:
+        raise locate(error, loaded) from None
     model = built.model.to(device)
     if recipe.fit.sync_batchnorm and context is not None:
         from kcli.nn.normalization import enable_sync_batchnorm
@@ -107,6 +111,54 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
     return Prepared(
         loaded, plan, model, splits, objective, metric_specs, y_dtype, device, weights, context
     )
+
+
+def _try_one_batch(model, objective: Objective, metric_specs: list, splits, y_dtype) -> None:
+    """Run the loss and each metric on two training samples, on the CPU, before anything is
+    written: a metric that cannot read these outputs or labels is bad input (exit 2), not a
+    crash in the middle of training. Eval mode and no gradients: no weight, statistic or random
+    state changes."""
+    from kcli.data.splits import ArraySplit
+
+    train = splits.train
+    if not isinstance(train, ArraySplit) or train.y is None or len(train) == 0:
+        return
+    take = slice(0, min(2, len(train)))
+    x = train.x
+    x = (
+        {k: torch.as_tensor(v[take]) for k, v in x.items()}
+        if isinstance(x, dict)
+        else (torch.as_tensor(x[take]))
+    )
+    y = torch.as_tensor(np.asarray(train.y[take])).to(y_dtype)
+    model.eval()
+    with torch.no_grad():
+        outputs, pres, _ = model.forward_train(x)
+        head = pres[0] if objective.uses_logits else outputs[0]
+        try:
+            objective.loss_fn(head.float(), y)
+        except (RuntimeError, ValueError, IndexError) as error:
+            raise KcliError(
+                Problem(
+                    f"the loss cannot read this model's output and labels: {error}",
+                    ("compile", "loss"),
+                )
+            ) from None
+        for index, spec in enumerate(metric_specs):
+            try:
+                spec.build().update(outputs[0].float(), y)
+            except (RuntimeError, ValueError, IndexError) as error:
+                hint = ""
+                if "top_k" in spec.type and y.dim() == 1 and "sparse" not in spec.type:
+                    hint = " (labels are class indices: use sparse_top_k_categorical_accuracy)"
+                raise KcliError(
+                    Problem(
+                        f"{spec.log_name} cannot read this model's output and labels{hint}: "
+                        f"{error}",
+                        ("compile", "metrics", index),
+                    )
+                ) from None
+    model.train()
 
 
 def _check_inputs(plan: GraphPlan, data_shapes: dict[str, tuple]) -> None:

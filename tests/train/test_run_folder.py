@@ -124,3 +124,23 @@ def test_bf16_mixed_precision_trains_on_cpu(write_recipe, train):
     result, document = train(write_recipe(), "fit.precision=bf16-mixed", "fit.epochs=2")
     assert result.exit_code == 0, result.output
     assert document["metrics"]["loss"] == document["metrics"]["loss"]  # not NaN
+
+
+def test_a_metric_that_cannot_read_the_labels_is_bad_input(write_recipe, train, tmp_path):
+    # top_k_categorical_accuracy wants one-hot labels; these are class indices.
+    result, _ = train(write_recipe(), "compile.metrics=[{type: top_k_categorical_accuracy, k: 2}]")
+    assert result.exit_code == 2
+    assert "compile.metrics[0]" in result.stderr
+    assert "use sparse_top_k_categorical_accuracy" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_plain_output_ends_with_the_test_metrics_and_the_run(write_recipe, tmp_path):
+    from tests.train.conftest import run_cli
+
+    result = run_cli("train", str(write_recipe()), "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2].startswith("test: accuracy: ") and " - loss: " in lines[-2]
+    assert lines[-1].startswith("run: ") and lines[-1].endswith("(completed)")
+    assert sum(line.startswith("Epoch ") for line in lines) == 4

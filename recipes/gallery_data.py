@@ -1,0 +1,40 @@
+"""Data functions for recipes/generator.yaml: a custom Python data generator beside its recipe.
+
+A `python:gallery_data:NAME` source imports this module (the recipe's folder is put on the
+import path) and calls NAME with the recipe's `params:`, plus `seed` (the recipe's seed unless
+`params` gives one). `spiral_batches` is a generator in Keras' sense: an endless stream of
+freshly drawn (x, y) batches, so the model never sees the same point twice; `spirals` returns one
+fixed (x, y) pair, for the validation and test sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+
+def _draw(rng: np.random.Generator, n: int, arms: int, noise: float):
+    """n points on `arms` spiral arms in 2-D: radius r in [0.1, 1], angle turning with r."""
+    y = rng.integers(0, arms, size=n)
+    radius = rng.uniform(0.1, 1.0, size=n)
+    angle = 2 * np.pi * (y / arms + 1.25 * radius)
+    x = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    x = x + noise * rng.normal(size=x.shape)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def spiral_batches(
+    batch_size: int = 64, arms: int = 3, noise: float = 0.03, seed: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless batches of new spiral points; the recipe's `steps_per_epoch` ends each epoch."""
+    rng = np.random.default_rng(seed)
+    while True:
+        yield _draw(rng, batch_size, arms, noise)
+
+
+def spirals(
+    n_samples: int = 300, arms: int = 3, noise: float = 0.03, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """One fixed set of spiral points (x float32 (n, 2), y int64 class indices)."""
+    return _draw(np.random.default_rng(seed), n_samples, arms, noise)

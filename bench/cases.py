@@ -94,8 +94,9 @@ def mlp_digits(scale: str) -> Case:
         {"type": "Dense", "units": 128, "activation": "relu"},
         {"type": "Dense", "units": 10, "activation": "softmax"},
     ]
-    return Case("mlp_digits", "small MLP, digits 64-128-10, batch 32", x, y, xv, yv, 32, layers,
-                [64], 10)
+    return Case(
+        "mlp_digits", "small MLP, digits 64-128-10, batch 32", x, y, xv, yv, 32, layers, [64], 10
+    )
 
 
 def mlp_compute(scale: str, n: int = 100_000) -> Case:
@@ -110,8 +111,18 @@ def mlp_compute(scale: str, n: int = 100_000) -> Case:
         {"type": "Dense", "units": 512, "activation": "relu"},
         {"type": "Dense", "units": 10, "activation": "softmax"},
     ]
-    return Case("mlp_compute", f"compute-bound MLP, {n // 1000}k x 100, 512-512-10, batch 256",
-                x, y, xv, yv, 256, layers, [100], 10)
+    return Case(
+        "mlp_compute",
+        f"compute-bound MLP, {n // 1000}k x 100, 512-512-10, batch 256",
+        x,
+        y,
+        xv,
+        yv,
+        256,
+        layers,
+        [100],
+        10,
+    )
 
 
 def cnn(scale: str) -> Case:
@@ -130,8 +141,18 @@ def cnn(scale: str) -> Case:
         {"type": "Dense", "units": 64, "activation": "relu"},
         {"type": "Dense", "units": 10, "activation": "softmax"},
     ]
-    return Case("cnn", f"small CNN, {n // 1000}k synthetic 32x32x3, batch 64", x, y, xv, yv, 64,
-                layers, [32, 32, 3], 10)
+    return Case(
+        "cnn",
+        f"small CNN, {n // 1000}k synthetic 32x32x3, batch 64",
+        x,
+        y,
+        xv,
+        yv,
+        64,
+        layers,
+        [32, 32, 3],
+        10,
+    )
 
 
 def lstm(scale: str) -> Case:
@@ -145,8 +166,18 @@ def lstm(scale: str) -> Case:
         {"type": "LSTM", "units": 64},
         {"type": "Dense", "units": 5, "activation": "softmax"},
     ]
-    return Case("lstm", f"LSTM(64), {n // 1000}k sequences 30x8, batch 64", x, y, xv, yv, 64,
-                layers, [30, 8], 5)
+    return Case(
+        "lstm",
+        f"LSTM(64), {n // 1000}k sequences 30x8, batch 64",
+        x,
+        y,
+        xv,
+        yv,
+        64,
+        layers,
+        [30, 8],
+        5,
+    )
 
 
 CASES = {"mlp_digits": mlp_digits, "mlp_compute": mlp_compute, "cnn": cnn, "lstm": lstm}

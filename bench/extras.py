@@ -30,8 +30,9 @@ def timed_process(argv: list[str], repeats: int, cwd: Path | None = None) -> flo
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=False)
+        subprocess.run(
+            argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -51,7 +52,10 @@ def import_findings(args: list[str]) -> dict[str, object]:
     """`python -X importtime -m kcli ARGS`: heavy packages imported, and the slowest imports."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "kcli", *args],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
     )
     rows = []
     for line in done.stderr.splitlines():
@@ -85,8 +89,10 @@ def matmul_gflops(threads: int | None = None) -> dict[str, float]:
     import torch
 
     results = {}
-    for label, (m, k, n), reps in (("2048x2048x2048", (2048, 2048, 2048), 5),
-                                   ("256x512x512", (256, 512, 512), 400)):
+    for label, (m, k, n), reps in (
+        ("2048x2048x2048", (2048, 2048, 2048), 5),
+        ("256x512x512", (256, 512, 512), 400),
+    ):
         a, b = torch.randn(m, k), torch.randn(k, n)
         a @ b
         samples = []
@@ -109,10 +115,25 @@ def peak_rss_mb() -> float:
 
 def memory_in_subprocess(case: str, variant: str, scale: str, epochs: int) -> dict | None:
     """Peak RSS of one variant training one case, alone in a fresh process."""
-    argv = [sys.executable, str(BENCH / "train_speed.py"), "--worker", variant, "--cases", case,
-            "--epochs", str(epochs), "--scale", scale]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False,
-                          env={**os.environ, "KERAS_BACKEND": "torch"})
+    argv = [
+        sys.executable,
+        str(BENCH / "train_speed.py"),
+        "--worker",
+        variant,
+        "--cases",
+        case,
+        "--epochs",
+        str(epochs),
+        "--scale",
+        scale,
+    ]
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "KERAS_BACKEND": "torch"},
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     return json.loads(lines[-1]) if done.returncode == 0 and lines else None
 

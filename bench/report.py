@@ -41,8 +41,10 @@ def render(results: dict) -> str:
         t = entry["times"]
         med = {k: v["median"] for k, v in t.items()}
         best = {k: v["best"] for k, v in t.items()}
-        cells = [f"{_s(med.get(v))} ({_s(best.get(v))})" if v in t else "-"
-                 for v in ("kcli", "hand", "keras")]
+        cells = [
+            f"{_s(med.get(v))} ({_s(best.get(v))})" if v in t else "-"
+            for v in ("kcli", "hand", "keras")
+        ]
         lines.append(
             f"| {entry['title']} | {' | '.join(cells)} | {_ratio(med['kcli'], med['hand'])} | "
             f"{_ratio(best['kcli'], best['hand'])} | {_ratio(med.get('keras'), med['kcli'])} | "
@@ -91,8 +93,13 @@ def _memory(results: dict, targets: list) -> list[str]:
     memory = results.get("memory")
     if not memory:
         return []
-    lines = ["", "## Peak memory (RSS high-water mark, each variant alone in a process)", "",
-             "| case | kcli | hand | keras | kcli - hand |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "",
+        "## Peak memory (RSS high-water mark, each variant alone in a process)",
+        "",
+        "| case | kcli | hand | keras | kcli - hand |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     worst = None
     for name, by_variant in memory.items():
         mb = {k: (v or {}).get("peak_rss_mb") for k, v in by_variant.items()}
@@ -100,8 +107,9 @@ def _memory(results: dict, targets: list) -> list[str]:
         diff = mb["kcli"] - mb["hand"] if mb.get("kcli") and mb.get("hand") else None
         if diff is not None:
             worst = diff if worst is None else max(worst, diff)
-        lines.append(f"| {name} | {' | '.join(cells)} | "
-                     f"{'-' if diff is None else f'{diff:+.0f} MB'} |")
+        lines.append(
+            f"| {name} | {' | '.join(cells)} | {'-' if diff is None else f'{diff:+.0f} MB'} |"
+        )
     if worst is not None:
         targets.append((f"peak memory <= hand + 100 MB (worst case {worst:+.0f} MB)", worst <= 100))
     return lines
@@ -126,11 +134,16 @@ def _startup(results: dict, targets: list) -> list[str]:
     whole = results.get("whole_process")
     if whole:
         kcli_s, hand_s = whole["kcli train"], whole["hand script"]
-        lines += ["", "## Whole process: `kcli train recipes/quickstart.yaml`", "",
-                  f"kcli {kcli_s:.2f} s, the hand-written script (bench/quickstart_by_hand.py, "
-                  f"same {whole['epochs']} epochs) {hand_s:.2f} s: {kcli_s - hand_s:+.2f} s."]
-        targets.append((f"whole process <= hand script + 1 s: {kcli_s - hand_s:+.2f} s",
-                        kcli_s <= hand_s + 1))
+        lines += [
+            "",
+            "## Whole process: `kcli train recipes/quickstart.yaml`",
+            "",
+            f"kcli {kcli_s:.2f} s, the hand-written script (bench/quickstart_by_hand.py, "
+            f"same {whole['epochs']} epochs) {hand_s:.2f} s: {kcli_s - hand_s:+.2f} s.",
+        ]
+        targets.append(
+            (f"whole process <= hand script + 1 s: {kcli_s - hand_s:+.2f} s", kcli_s <= hand_s + 1)
+        )
     return lines
 
 
@@ -138,16 +151,21 @@ def _linearity(results: dict, targets: list) -> list[str]:
     rows = results.get("linearity")
     if not rows:
         return []
-    lines = ["", "## Epoch time against sample count (kcli and hand, median epoch)", "",
-             "| samples | kcli | kcli per 1k samples | hand | hand per 1k samples |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "",
+        "## Epoch time against sample count (kcli and hand, median epoch)",
+        "",
+        "| samples | kcli | kcli per 1k samples | hand | hand per 1k samples |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for row in rows:
         k, h, n = row["kcli"], row["hand"], row["n"]
         lines.append(f"| {n} | {_s(k)} | {_s(k / n * 1000)} | {_s(h)} | {_s(h / n * 1000)} |")
     per_k = [row["kcli"] / row["n"] for row in rows]
     spread = max(per_k) / min(per_k)
-    targets.append((f"epoch time linear in samples (per-sample cost spread {spread:.2f}x)",
-                    spread <= 1.3))
+    targets.append(
+        (f"epoch time linear in samples (per-sample cost spread {spread:.2f}x)", spread <= 1.3)
+    )
     return lines
 
 
@@ -155,15 +173,22 @@ def _variants(results: dict) -> list[str]:
     found = results.get("variants")
     if not found:
         return []
-    lines = ["", "## fit.compile: true and fit.precision: bf16-mixed (kcli, CPU)", "",
-             "| case | fp32 | compile (first epoch) | bf16-mixed (first epoch) | advice |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "",
+        "## fit.compile: true and fit.precision: bf16-mixed (kcli, CPU)",
+        "",
+        "| case | fp32 | compile (first epoch) | bf16-mixed (first epoch) | advice |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, by in found.items():
         cells = []
         for label in ("compile", "bf16-mixed"):
             v = by.get(label, {})
-            cells.append(v["error"] if "error" in v else
-                         f"{_s(v.get('median'))} ({_s(v.get('first_epoch'))})")
+            cells.append(
+                v["error"]
+                if "error" in v
+                else f"{_s(v.get('median'))} ({_s(v.get('first_epoch'))})"
+            )
         usable = {k: v["median"] for k, v in by.items() if "median" in v}
         winner = min(usable, key=usable.get) if usable else "-"
         base = by.get("fp32", {}).get("median")

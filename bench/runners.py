@@ -240,7 +240,12 @@ class KerasRunner:
 
         model, c = self.model(), self.case
         model.fit(
-            c.x, c.y, batch_size=c.batch_size, epochs=epochs, verbose=0, callbacks=[Clock()],
+            c.x,
+            c.y,
+            batch_size=c.batch_size,
+            epochs=epochs,
+            verbose=0,
+            callbacks=[Clock()],
             validation_data=(c.x_val, c.y_val),
         )
         return clock.epochs()

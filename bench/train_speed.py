@@ -36,8 +36,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per round (default 4)")
     parser.add_argument("--no-keras", action="store_true", help="leave Keras out")
-    parser.add_argument("--no-extras", action="store_true",
-                        help="only the A/B table: no start-up, memory, compile ... sections")
+    parser.add_argument(
+        "--no-extras",
+        action="store_true",
+        help="only the A/B table: no start-up, memory, compile ... sections",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md")
     parser.add_argument("--scale", default=None, choices=["full", "smoke"], help=argparse.SUPPRESS)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -97,6 +100,14 @@ def main(argv: list[str] | None = None) -> dict:
     if not with_keras:
         log("keras is not importable with the torch backend: its column is left out")
     work = scratch_dir()
+
+    def save() -> None:
+        """Write what is measured so far: a run cut short still leaves its tables."""
+        results["seconds"] = time.perf_counter() - started
+        results["machine"]["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
+        args.out.write_text(report.render(results))
+        args.out.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
+
     for name in args.cases:
         case = make_case(name, args.scale)
         log(f"{case.title}: {case.n_train} train samples")
@@ -110,14 +121,12 @@ def main(argv: list[str] | None = None) -> dict:
             flops = case.forward_flops_per_sample() * (3 * case.n_train + len(case.x_val))
             entry["flops_per_epoch"] = flops
         results["cases"][name] = entry
+        save()
     if not args.no_extras and not args.smoke:
-        extra_sections(args, results, work, log)
+        extra_sections(args, results, work, log, save)
     elif args.smoke:
         smoke_extras(args, results, work, log)
-    results["seconds"] = time.perf_counter() - started
-    results["machine"]["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
-    args.out.write_text(report.render(results))
-    (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=2, default=str))
+    save()
     log(f"wrote {args.out} in {results['seconds']:.0f} s")
     return results
 
@@ -165,7 +174,7 @@ def linearity(case, work: Path, rounds: int, epochs: int, log) -> list[dict]:
     return rows
 
 
-def extra_sections(args, results, work: Path, log) -> None:
+def extra_sections(args, results, work: Path, log, save) -> None:
     log("start-up")
     results["startup"] = extras.startup(repeats=5)
     results["importtime"] = {
@@ -174,6 +183,7 @@ def extra_sections(args, results, work: Path, log) -> None:
     }
     log("whole process: kcli train recipes/quickstart.yaml vs the hand script")
     results["whole_process"] = extras.whole_process(repeats=2)
+    save()
     log("matmul ceiling")
     results["matmul"] = extras.matmul_gflops()
     log("peak memory (one process per variant)")
@@ -185,13 +195,16 @@ def extra_sections(args, results, work: Path, log) -> None:
                 continue
             memory[name][variant] = extras.memory_in_subprocess(name, variant, args.scale, 2)
     results["memory"] = memory
+    save()
     if "mlp_compute" in args.cases:
         results["linearity"] = linearity(make_case("mlp_compute", args.scale), work, 1, 3, log)
+        save()
     log("fit.compile and bf16-mixed")
     results["variants"] = {}
     for name in args.cases:
         log(f"variants: {name}")
         results["variants"][name] = variants(make_case(name, args.scale), work, 1, 3, log)
+        save()
 
 
 if __name__ == "__main__":

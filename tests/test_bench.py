@@ -19,7 +19,10 @@ def test_smoke_run_writes_the_table(tmp_path):
     # A process of its own: Keras (when installed) and kcli's seeding set torch-global state.
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "train_speed.py"), "--smoke", "--out", str(out)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=240,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=240,
         env={**os.environ, "KERAS_BACKEND": "torch"},
     )
     assert done.returncode == 0, done.stderr[-2000:]

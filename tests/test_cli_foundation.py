@@ -181,7 +181,10 @@ def test_schema_is_json_schema_of_the_recipe() -> None:
     )
     defs = document["$defs"]
     layers = defs["ModelSpec"]["properties"]["layers"]["items"]
-    mapping = layers["discriminator"]["mapping"]
+    # Either a full layer (selected by `type`) or the one-key form `{Dense: {...}}`.
+    full, one_key = layers["anyOf"]
+    assert one_key["maxProperties"] == 1
+    mapping = full["discriminator"]["mapping"]
     assert set(mapping) == set(layer_registry.names())  # selected by `type`
     for name, ref in mapping.items():
         target = defs[ref.removeprefix("#/$defs/")]

@@ -106,9 +106,19 @@ def matmul_gflops(threads: int | None = None) -> dict[str, float]:
 
 
 def peak_rss_mb() -> float:
-    """This process's resident-set high-water mark (Linux: ru_maxrss is in KiB)."""
+    """This process's resident-set high-water mark.
+
+    Linux: VmHWM of /proc/self/status (the new address space's own peak: ru_maxrss would still
+    hold the forking parent's peak). Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
+    """
     import resource
 
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 

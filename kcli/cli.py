@@ -225,5 +225,164 @@ def schema() -> None:
     print_json(document)
 
 
+CheckpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpoint",
+        help="best | last | final; default: the weights the run ended with (as eval.json says).",
+    ),
+]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option("--device", help="cpu | cuda | cuda:N | mps (default: the run's, if here)."),
+]
+RunArgument = Annotated[
+    str, typer.Argument(help="A run folder, or a recipe name under --runs-dir (its newest run).")
+]
+
+
+@app.command(name="eval")
+@reports_errors
+def eval_(
+    run: RunArgument,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Other data: a .npz/.npy/.csv path, sklearn:NAME ..."),
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="test | validation | train (the run's own splits).")
+    ] = "test",
+    checkpoint: CheckpointOption = None,
+    runs_dir: RunsDir = Path("runs"),
+    device: DeviceOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Metrics of a trained run on its test split (or another split, or other data)."""
+    from kcli.evaluate import evaluate_run, render_evaluation
+
+    evaluation = evaluate_run(
+        run, runs_dir, split=split, data=data, checkpoint=checkpoint, device=device
+    )
+    print_json(evaluation.to_json()) if as_json else print(render_evaluation(evaluation), end="")
+
+
+@app.command()
+@reports_errors
+def predict(
+    run: RunArgument,
+    input_path: Annotated[Path, typer.Argument(help="A .npy, .npz or .csv file of raw inputs.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Where to write: .npy or .csv (default INPUT.predictions.npy)."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Samples per batch.")
+    ] = None,
+    proba: Annotated[
+        bool, typer.Option("--proba", help="Classifiers: write probabilities, not classes.")
+    ] = False,
+    checkpoint: CheckpointOption = None,
+    runs_dir: RunsDir = Path("runs"),
+    device: DeviceOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Predictions of a trained run for new inputs, written as .npy (or .csv)."""
+    from kcli.predict import predict_run
+
+    done = predict_run(
+        run,
+        input_path,
+        runs_dir,
+        output=output,
+        batch_size=batch_size,
+        proba=proba,
+        checkpoint=checkpoint,
+        device=device,
+    )
+    if as_json:
+        print_json(done.to_json())
+    else:
+        print(f"wrote {done.n_samples} predictions ({done.what}) to {done.output}")
+
+
+@app.command()
+@reports_errors
+def export(
+    run: RunArgument,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="onnx | torchscript | safetensors")
+    ] = "onnx",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The file to write (default: RUN/export/NAME.EXT)."),
+    ] = None,
+    checkpoint: CheckpointOption = None,
+    runs_dir: RunsDir = Path("runs"),
+    as_json: JsonFlag = False,
+) -> None:
+    """A deployable artifact, checked against the run's own predictions before it is written."""
+    from kcli.export import export_run
+
+    done = export_run(run, runs_dir, fmt, output, checkpoint)
+    if as_json:
+        print_json(done.to_json())
+        return
+    print(
+        f"checked on {done.n_checked} samples against the run's model: max |difference| "
+        f"{done.max_abs_diff:.3g} (tolerance {done.tolerance:.3g})"
+    )
+    if done.folded:
+        print(
+            f"preprocessing folded in: {', '.join(done.folded)} (the artifact takes raw features)"
+        )
+    if done.note:
+        print(f"note: {done.note}")
+    inputs = ", ".join(f"{name} {shape}" for name, shape in done.inputs.items())
+    print(f"inputs: {inputs} (batch axis dynamic); outputs: {', '.join(done.outputs)}")
+    print(f"wrote {done.path}")
+
+
+@app.command()
+@reports_errors
+def plot(run: RunArgument, runs_dir: RunsDir = Path("runs"), as_json: JsonFlag = False) -> None:
+    """Curves of every logged metric (and weight histograms) as PNG files in the run."""
+    from kcli.plots import write_plots
+    from kcli.runs import resolve_run
+
+    written = write_plots(resolve_run(run, runs_dir))
+    print_json([str(p) for p in written]) if as_json else print("\n".join(map(str, written)))
+
+
+@app.command()
+@reports_errors
+def runs(
+    folder: Annotated[
+        Path | None, typer.Argument(help="The runs folder (default: --runs-dir).")
+    ] = None,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--compare", metavar="A B", help="Two runs (folders or names): recipe diff and metrics."
+        ),
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+    as_json: JsonFlag = False,
+) -> None:
+    """A table of runs, newest first; or two runs compared."""
+    from kcli.runlist import compare_runs, render_comparison, render_runs, run_rows
+
+    where = folder or runs_dir
+    if compare is not None:
+        comparison = compare_runs(compare[0], compare[1], where)
+        print_json(comparison) if as_json else print(render_comparison(comparison), end="")
+        return
+    if folder is not None and not folder.is_dir():
+        raise KcliError(f"no runs folder {folder}")
+    rows = run_rows(where)
+    print_json(rows) if as_json else print(render_runs(rows, where), end="")
+
+
 def main() -> None:
     app()

@@ -22,9 +22,18 @@ SPLITS = ("test", "validation", "train")
 CLASS_TARGETS = ("sparse", "onehot", "binary")  # loss target kinds that make a classifier
 
 
-def unlocated(error: KcliError, prefix: str = "") -> KcliError:
-    """The same problems without recipe locations (they came from a file given on the CLI)."""
-    return KcliError([replace(p, loc=(), message=prefix + p.message) for p in error.problems])
+def unlocated(error: KcliError, source: str | None = None) -> KcliError:
+    """The same problems without recipe locations (they are about data given on the CLI).
+
+    With `source`, a message that does not name it already is prefixed `--data SOURCE: `.
+    """
+    problems = []
+    for p in error.problems:
+        named = source is None or Path(source).name in p.message
+        problems.append(
+            replace(p, loc=(), message=p.message if named else f"--data {source}: {p.message}")
+        )
+    return KcliError(problems)
 
 
 def find_run(run: str, runs_dir: Path) -> Path:
@@ -129,7 +138,7 @@ def evaluate_run(
     *,
     split: str = "test",
     data: str | None = None,
-    checkpoint: str = "best",
+    checkpoint: str | None = None,
     device: str | None = None,
 ) -> Evaluation:
     """Loss and metrics of a run's model on one of its splits, or on `data` (a source string)."""
@@ -150,7 +159,9 @@ def evaluate_run(
     names = None
     if confusion is not None:
         names = class_labels(run_model, len(confusion))
-    return Evaluation(run_dir, checkpoint, described, split, metrics, count, names, confusion)
+    return Evaluation(
+        run_dir, run_model.checkpoint, described, split, metrics, count, names, confusion
+    )
 
 
 def _own_split(run_model: Any, split: str, device_name: str) -> tuple[Any, Any]:
@@ -203,7 +214,7 @@ def _other_data(run_model: Any, source: str, device_name: str) -> tuple[Any, Any
     from kcli.data.sources import load_source_arrays
     from kcli.data.splits import ArraySplit, Splits
     from kcli.data.targets import count_classes, describe_target
-    from kcli.train.setup import Prepared, _objective, pick_device
+    from kcli.train.setup import Prepared, make_objective, pick_device
 
     recipe = run_model.loaded.recipe
     spec = source_spec_for(run_model, source)
@@ -213,12 +224,12 @@ def _other_data(run_model: Any, source: str, device_name: str) -> tuple[Any, Any
         x = prep.transform_x(raw.x, raw.where, raw.loc, raw.row_label)
         y = prep.transform_y(raw.y, raw.where, raw.loc, raw.row_label)
     except KcliError as error:
-        raise unlocated(error, f"--data {source}: ") from None
+        raise unlocated(error, source) from None
     names = prep.class_names
     target = describe_target([y], names, count_classes([y], names), ("--data",))
     split = ArraySplit(x, y, raw.sample_weight)
     splits = Splits(split, None, split, prep, target, prep.output_shapes())
-    objective, y_dtype = _objective(run_model.loaded, run_model.plan, splits)
+    objective, y_dtype = make_objective(run_model.loaded, run_model.plan, splits)
     metric_specs = [metric.resolve(recipe.compile.loss) for metric in recipe.compile.metrics]
     device = pick_device(device_name)
     model = run_model.model.to(device)

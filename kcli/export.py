@@ -81,7 +81,7 @@ def export_run(
     runs_dir: Path,
     fmt: str,
     output: Path | None = None,
-    checkpoint: str = "best",
+    checkpoint: str | None = None,
 ) -> ExportResult:
     """Export a run's model as `fmt`, verified against the run's own model, to `output`."""
     from kcli.evaluate import find_run
@@ -261,7 +261,11 @@ def _quiet_torch_export():
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -321,10 +325,12 @@ def _unexportable(run_model: Any, error: Exception) -> KcliError:
     return KcliError(Problem(f"the ONNX export failed: {_first_line(error)}"))
 
 
-def _first_line(error: Exception) -> str:
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    summary = [line for line in lines if "Error" in line and ":" in line]
-    return (summary[-1] if summary else lines[0] if lines else type(error).__name__)[:300]
+def _first_line(error: BaseException) -> str:
+    """The root cause's first line (the exporter wraps the error that names the problem)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 class _LayerAlone(nn.Module):

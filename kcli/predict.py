@@ -76,7 +76,7 @@ def predict_run(
     output: Path | None = None,
     batch_size: int | None = None,
     proba: bool = False,
-    checkpoint: str = "best",
+    checkpoint: str | None = None,
     device: str | None = None,
 ) -> Prediction:
     """Run a trained model over INPUT in batches and write its predictions."""

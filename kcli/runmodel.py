@@ -17,7 +17,7 @@ from kcli.errors import KcliError, Problem
 from kcli.graph import GraphPlan
 from kcli.recipe.load import LoadedRecipe, load_recipe
 
-CHECKPOINTS = ("best", "last")
+CHECKPOINTS = ("best", "last", "final")
 
 
 @dataclass
@@ -36,9 +36,18 @@ class RunModel:
         return self.target.class_names if self.target is not None else None
 
 
-def checkpoint_path(run_dir: Path, which: str) -> Path:
+def default_checkpoint(run_dir: Path) -> str:
+    """The checkpoint holding the weights the run ended with (eval.json says), else best."""
+    try:
+        return json.loads((run_dir / "eval.json").read_text()).get("checkpoint") or "best"
+    except (OSError, ValueError):
+        return "best"
+
+
+def checkpoint_path(run_dir: Path, which: str | None) -> Path:
+    which = which or default_checkpoint(run_dir)
     if which not in CHECKPOINTS:
-        raise KcliError(Problem(f"--checkpoint must be best or last (got '{which}')"))
+        raise KcliError(Problem(f"--checkpoint must be best, last or final (got '{which}')"))
     path = run_dir / "checkpoints" / f"{which}.pt"
     if not path.is_file() and which == "best":
         path = run_dir / "checkpoints" / "last.pt"  # a run without validation may have no best
@@ -52,7 +61,7 @@ def checkpoint_path(run_dir: Path, which: str) -> Path:
     return path
 
 
-def load_run_model(run_dir: Path, which: str = "best", device: str = "cpu") -> RunModel:
+def load_run_model(run_dir: Path, which: str | None = None, device: str = "cpu") -> RunModel:
     """Rebuild a run's model with its trained weights and its fitted preprocessing."""
     import torch
 
@@ -64,6 +73,7 @@ def load_run_model(run_dir: Path, which: str = "best", device: str = "cpu") -> R
 
     record = read_run_record(run_dir)
     loaded = load_recipe(run_dir / "recipe.yaml")
+    which = which or default_checkpoint(run_dir)
     state = load_checkpoint(checkpoint_path(run_dir, which))
     built = build_from_recipe(loaded)
     try:

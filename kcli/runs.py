@@ -45,6 +45,13 @@ def now_iso() -> str:
 
 
 # ---- writing files -----------------------------------------------------------------------------
+def regular_file_mode() -> int:
+    """The mode `open()` would give a new file (mkstemp's temp files are private, 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` through a temp file in the same folder, fsync, then rename over.
 
@@ -53,6 +60,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, regular_file_mode())
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from kcli.errors import KcliError
+from kcli.runs import regular_file_mode
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -32,6 +33,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same folder as the target, so os.replace is a rename within one file system (atomic).
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, regular_file_mode())
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(state, handle)

@@ -202,10 +202,13 @@ def _finish(trainer, prepared, run_dir: Path, main: bool) -> tuple[dict[str, flo
         test_logs = trainer.evaluate(trainer.batches_for(test))
         final.update({f"test_{k}": v for k, v in test_logs.items()})
         if main:
-            runs.write_json_atomic(
-                run_dir / "eval.json",
-                {"split": "test", "metrics": test_logs, "n_samples": _count(test)},
-            )
+            document = {
+                "split": "test",
+                "metrics": test_logs,
+                "n_samples": _count(test),
+                "checkpoint": _checkpoint_of_final_weights(trainer.model, run_dir),
+            }
+            runs.write_json_atomic(run_dir / "eval.json", document)
     distributed = _replica_check(trainer, prepared.dist)
     failed = check_gates(prepared.loaded.recipe.expect, final)
     if main:
@@ -220,6 +223,30 @@ def _finish(trainer, prepared, run_dir: Path, main: bool) -> tuple[dict[str, flo
             final_metrics=final,
         )
     return final, failed
+
+
+def _checkpoint_of_final_weights(model, run_dir: Path) -> str:
+    """Which checkpoint holds the weights the run ended with (and eval.json was computed with).
+
+    Usually last.pt; best.pt when a callback restored the best weights. If neither holds them
+    (weights restored from an epoch best.pt did not keep), they are written to final.pt, so
+    `kcli eval` can always reproduce eval.json.
+    """
+    import torch
+
+    from kcli.train.checkpoint import load_checkpoint, save_checkpoint
+
+    current = model.state_dict()
+    for name in ("best", "last"):
+        path = run_dir / "checkpoints" / f"{name}.pt"
+        if path.is_file():
+            saved = load_checkpoint(path)["model"]
+            if saved.keys() == current.keys() and all(
+                torch.equal(saved[k], current[k].cpu()) for k in current
+            ):
+                return name
+    save_checkpoint(run_dir / "checkpoints" / "final.pt", {"model": current})
+    return "final"
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:

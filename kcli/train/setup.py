@@ -93,7 +93,7 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
     plan = built.plan
     try:
         _check_inputs(plan, splits.input_shapes)
-        objective, y_dtype = _objective(loaded, plan, splits)
+        objective, y_dtype = make_objective(loaded, plan, splits)
         metric_specs = [metric.resolve(recipe.compile.loss) for metric in recipe.compile.metrics]
         _check_expect(loaded, metric_specs, splits)
         weights = _train_weights(recipe.fit.class_weight, splits)
@@ -192,7 +192,7 @@ def _check_inputs(plan: GraphPlan, data_shapes: dict[str, tuple]) -> None:
             )
 
 
-def _objective(loaded: LoadedRecipe, plan: GraphPlan, splits) -> tuple[Objective, torch.dtype]:
+def make_objective(loaded: LoadedRecipe, plan: GraphPlan, splits) -> tuple[Objective, torch.dtype]:
     loss = loaded.recipe.compile.loss
     if len(plan.outputs) != 1:
         raise KcliError(

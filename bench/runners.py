@@ -74,7 +74,7 @@ class KcliRunner:
         run_dir = runs.create_run_dir(self.workdir / "runs", loaded.name)
         log = runs.MetricsLog(run_dir / "metrics.csv")
         options = TrainOptions(runs_dir=self.workdir / "runs", quiet=True, argv=["bench"])
-        return make_trainer(prepared, run_dir, options, log.append)
+        return make_trainer(prepared, run_dir, options, log.append, log.sync)
 
     def train(self, epochs: int) -> list[float]:
         from kcli.train.callbacks import Callback

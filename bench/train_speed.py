@@ -146,7 +146,7 @@ def variants(case, work: Path, rounds: int, epochs: int, log) -> dict[str, dict]
             first = runner.train(1)[0]
         except Exception as error:  # torch.compile may fail on a machine without a compiler
             log(f"  {runner.name} failed: {type(error).__name__}: {error}")
-            out[runner.name] = {"error": f"{type(error).__name__}: {str(error)[:120]}"}
+            out[runner.name] = {"error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
             continue
         out[runner.name] = {"first_epoch": first}
     ok = [r for r in runners if "error" not in out[r.name]]
@@ -170,7 +170,7 @@ def linearity(case, work: Path, rounds: int, epochs: int, log) -> list[dict]:
         sized = case.resized(int(case.n_train * fraction))
         log(f"linearity: {sized.n_train} samples")
         times = interleaved([KcliRunner(sized, work), HandRunner(sized)], rounds, epochs, log)
-        rows.append({"n": sized.n_train, **{k: summary(v)["median"] for k, v in times.items()}})
+        rows.append({"n": sized.n_train, **{k: summary(v)["best"] for k, v in times.items()}})
     return rows
 
 

@@ -238,13 +238,17 @@ class SparseCategoricalCrossentropy(LossSpec):
     axis: int = -1
 
     def _align(self, y_pred: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor]:
-        y_pred = y_pred.movedim(self.axis, -1)
+        if self.axis not in (-1, y_pred.ndim - 1):
+            y_pred = y_pred.movedim(self.axis, -1)
         if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
             y_true = y_true.squeeze(-1)
         labels = y_true.round().long() if y_true.is_floating_point() else y_true.long()
         return y_pred, labels
 
     def _values(self, y_pred: Tensor, y_true: Tensor, logits: bool) -> Tensor:
+        if logits and y_pred.ndim == 2:
+            # torch's fused log_softmax + nll_loss: the same -log p[label], fewer kernels.
+            return _torch().nn.functional.cross_entropy(y_pred, y_true, reduction="none")
         log_p = _log_probs(y_pred, logits, -1)
         return -log_p.gather(-1, y_true.unsqueeze(-1)).squeeze(-1)
 

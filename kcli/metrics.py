@@ -62,6 +62,12 @@ class MetricSpec(RegisteredSpec):
 class Metric:
     """Streaming state of sums on the device; subclasses give `_add` and `compute`."""
 
+    # True when `_add` takes sample_weight=None as all ones (it then skips the multiply).
+    weights_optional = False
+    # True when the result depends only on the order of the scores along the last axis, so
+    # logits give what softmax probabilities give (the trainer may then skip the softmax).
+    order_only = False
+
     def __init__(self) -> None:
         self._state: dict[str, Tensor] = {}
 
@@ -75,10 +81,11 @@ class Metric:
         y_pred = y_pred.float() if y_pred.dtype != torch.float64 else y_pred
         if y_pred.ndim == 1:
             y_pred = y_pred.unsqueeze(-1)
-        y_true = y_true.detach().to(y_pred.device)
-        if sample_weight is None:
+        y_true = y_true.to(y_pred.device)
+        if sample_weight is None and not self.weights_optional:
             sample_weight = torch.ones(y_pred.shape[0], device=y_pred.device, dtype=y_pred.dtype)
-        sample_weight = sample_weight.detach().to(y_pred.device, y_pred.dtype).reshape(-1)
+        if sample_weight is not None:
+            sample_weight = sample_weight.detach().to(y_pred.device, y_pred.dtype).reshape(-1)
         width = y_pred.shape[-1]
         if not self._state:
             self._state = self._initial(y_pred, width)
@@ -153,15 +160,22 @@ def _in_top_k(y_pred: Tensor, labels: Tensor, k: int) -> Tensor:
 class MeanMetric(Metric):
     """The sample-weighted mean of a per-sample value (sqrt of it for rmse)."""
 
-    def __init__(self, values, root: bool = False) -> None:
+    def __init__(self, values, root: bool = False, order_only: bool = False) -> None:
         super().__init__()
         self._values, self._root = values, root
+        self.order_only = order_only
 
     def _initial(self, like: Tensor, width: int) -> dict[str, Tensor]:
         return {"total": like.new_zeros(()), "count": like.new_zeros(())}
 
-    def _add(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> None:
+    weights_optional = True
+
+    def _add(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor | None) -> None:
         values = _per_sample(self._values(y_pred, y_true))
+        if sample_weight is None:  # the same sums as with weights of 1.0, two kernels fewer
+            self._state["total"] += values.sum()
+            self._state["count"] += values.shape[0]
+            return
         self._state["total"] += (values * sample_weight).sum()
         self._state["count"] += sample_weight.sum()
 
@@ -424,7 +438,7 @@ class CategoricalAccuracy(MetricSpec):
     short_name: ClassVar[str] = "categorical_accuracy"
 
     def build(self) -> Metric:
-        return MeanMetric(_categorical_match)
+        return MeanMetric(_categorical_match, order_only=True)
 
 
 class SparseCategoricalAccuracy(MetricSpec):
@@ -432,7 +446,7 @@ class SparseCategoricalAccuracy(MetricSpec):
     short_name: ClassVar[str] = "sparse_categorical_accuracy"
 
     def build(self) -> Metric:
-        return MeanMetric(_sparse_match)
+        return MeanMetric(_sparse_match, order_only=True)
 
 
 class TopKCategoricalAccuracy(MetricSpec):
@@ -443,7 +457,9 @@ class TopKCategoricalAccuracy(MetricSpec):
     k: int = Field(5, ge=1)
 
     def build(self) -> Metric:
-        return MeanMetric(lambda y_pred, y_true: _in_top_k(y_pred, y_true.argmax(-1), self.k))
+        return MeanMetric(
+            lambda y_pred, y_true: _in_top_k(y_pred, y_true.argmax(-1), self.k), order_only=True
+        )
 
 
 class SparseTopKCategoricalAccuracy(MetricSpec):
@@ -454,7 +470,10 @@ class SparseTopKCategoricalAccuracy(MetricSpec):
     k: int = Field(5, ge=1)
 
     def build(self) -> Metric:
-        return MeanMetric(lambda y_pred, y_true: _in_top_k(y_pred, _labels(y_pred, y_true), self.k))
+        return MeanMetric(
+            lambda y_pred, y_true: _in_top_k(y_pred, _labels(y_pred, y_true), self.k),
+            order_only=True,
+        )
 
 
 class Precision(MetricSpec):

@@ -15,6 +15,7 @@ from torch import nn
 from kcli.errors import KcliError
 from kcli.train import callbacks as cb
 from kcli.train.callbacks import CallbackRef, callback_registry, monitor_mode
+from kcli.train.checkpoint import save_checkpoint
 
 
 class FakeTrainer:
@@ -36,6 +37,14 @@ class FakeTrainer:
 
     def checkpoint_state(self) -> dict:
         return {"model": self.model.state_dict(), "epoch": self.epochs_done, "lr": self.lr}
+
+    # The real trainer batches its writes (CheckpointSaver, tested in test_checkpoint.py);
+    # this one writes at once so each test can read the file after each epoch.
+    def save_checkpoint(self, path, state: dict) -> None:
+        save_checkpoint(path, state)
+
+    def save_full_checkpoint(self, path) -> None:
+        save_checkpoint(path, self.checkpoint_state())
 
     def log(self, message: str) -> None:
         self.messages.append(message)

@@ -132,3 +132,52 @@ def test_rng_state_has_the_documented_parts():
     assert state["python"]["state"].dtype == torch.int64
     assert state["python"]["state"].numel() == 625  # 624 Mersenne Twister words + position
     assert state["numpy"]["keys"].numel() == 624
+
+
+# ---- CheckpointSaver: writes in rounds at most `interval` apart ---------------------------------
+def test_saver_writes_at_once_when_the_last_round_is_old(tmp_path):
+    saver = checkpoint.CheckpointSaver(interval=0.0)
+    saver.save({tmp_path / "last.pt": {"epoch": 1}})
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
+def test_saver_keeps_recent_states_in_memory_as_snapshots_until_flush(tmp_path):
+    saver = checkpoint.CheckpointSaver(interval=3600.0)
+    weight = torch.zeros(3)
+    saver.save({tmp_path / "first.pt": {"w": weight, "epoch": 1}})  # first round: written
+    assert (tmp_path / "first.pt").is_file()
+    saver.save({tmp_path / "last.pt": {"w": weight, "epoch": 2}})  # within the hour: kept
+    weight += 5.0  # training goes on and changes the live tensor
+    saver.save({tmp_path / "best.pt": {"w": weight, "epoch": 3}})
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()
+    saver.flush()
+    # Each file holds the state as it was when saved, not the live tensor at flush time.
+    assert torch.equal(load_checkpoint(tmp_path / "last.pt")["w"], torch.zeros(3))
+    assert torch.equal(load_checkpoint(tmp_path / "best.pt")["w"], torch.full((3,), 5.0))
+
+
+def test_saver_keeps_only_the_newest_state_of_a_path(tmp_path):
+    saver = checkpoint.CheckpointSaver(interval=3600.0)
+    saver.save({tmp_path / "other.pt": {"epoch": 0}})  # opens the round
+    for epoch in (1, 2, 3):
+        saver.save({tmp_path / "last.pt": {"epoch": epoch}})
+    saver.flush()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 3
+
+
+def test_saver_writes_a_large_state_at_once_instead_of_copying_it(tmp_path):
+    saver = checkpoint.CheckpointSaver(interval=3600.0, snapshot_limit=100)
+    saver.save({tmp_path / "a.pt": {"epoch": 0}})
+    saver.save({tmp_path / "big.pt": {"w": torch.zeros(26)}})  # 104 bytes > 100
+    assert (tmp_path / "big.pt").is_file()
+
+
+def test_saver_serializes_a_state_saved_under_two_names_once(tmp_path, monkeypatch):
+    calls = []
+    real = checkpoint.serialize
+    monkeypatch.setattr(checkpoint, "serialize", lambda state: calls.append(1) or real(state))
+    saver = checkpoint.CheckpointSaver(interval=0.0)
+    state = {"w": torch.ones(2), "epoch": 4}
+    saver.save({tmp_path / "last.pt": state, tmp_path / "best.pt": state})
+    assert len(calls) == 1
+    assert (tmp_path / "last.pt").read_bytes() == (tmp_path / "best.pt").read_bytes()

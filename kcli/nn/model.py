@@ -48,6 +48,13 @@ class GraphModel(nn.Module):
                 self._weight_regularizers.append((node.name, weight, regularizer))
         self._output_slots = [slot[name] for name in self.output_names]
         self._has_activity = any(step[3] is not None for step in self._steps)
+        # Whether the output layer's activation can be left out of a training pass: not when
+        # an activity regularizer reads the activated output.
+        self.output_activation_optional = len(self.output_names) == 1 and all(
+            regularizer is None
+            for name, _, _, regularizer in self._steps
+            if name == self.output_names[0]
+        )
 
     def layer(self, name: str) -> nn.Module:
         """The module of the layer called `name`."""
@@ -60,13 +67,14 @@ class GraphModel(nn.Module):
             return [x[name] for name in self.input_names]
         return list(x)
 
-    def _run(self, x, keep_pre: bool):
+    def _run(self, x, keep_pre: bool, activate_outputs: bool = True):
         values = self._inputs(x)
         pre_by_slot: dict[int, torch.Tensor] = {}
         activity = None
+        skipped = None if activate_outputs else self.output_names[0]
         for name, sources, activated, activity_regularizer in self._steps:
             out = self._modules[name](*[values[i] for i in sources])
-            if activated:
+            if activated and name != skipped:
                 if keep_pre:
                     pre_by_slot[len(values)] = out
                 out = self.activations[name](out)
@@ -79,20 +87,24 @@ class GraphModel(nn.Module):
         pres = [pre_by_slot.get(i, values[i]) for i in self._output_slots]
         return outputs, pres, activity
 
-    def forward(self, x, train_outputs: bool = False):
+    def forward(self, x, train_outputs: bool = False, activate_outputs: bool = True):
         """The activated output(s); with `train_outputs`, what `forward_train` returns.
 
-        The flag lets a wrapper that only calls `forward` (DistributedDataParallel,
+        The flags let a wrapper that only calls `forward` (DistributedDataParallel,
         torch.compile) run the training form too.
         """
-        outputs, pres, activity = self._run(x, keep_pre=train_outputs)
+        outputs, pres, activity = self._run(x, train_outputs, activate_outputs)
         if train_outputs:
             return outputs, pres, activity
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
-    def forward_train(self, x):
-        """(outputs, pre-activation outputs, activity penalty or None)."""
-        return self.forward(x, train_outputs=True)
+    def forward_train(self, x, activate_outputs: bool = True):
+        """(outputs, pre-activation outputs, activity penalty or None).
+
+        `activate_outputs=False` (only when `output_activation_optional`) leaves the output
+        layer's activation out: the outputs are then the logits, as the pre-activations are.
+        """
+        return self.forward(x, train_outputs=True, activate_outputs=activate_outputs)
 
     @property
     def has_weight_penalty(self) -> bool:

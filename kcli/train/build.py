@@ -84,6 +84,7 @@ def make_trainer(
     run_dir: Path,
     options: Any,
     write_row: Callable[[dict[str, float]], None],
+    sync_rows: Callable[[], None] | None = None,
 ) -> Trainer:
     context = prepared.dist
     rank, world = (context.rank, context.world_size) if context is not None else (0, 1)
@@ -114,6 +115,7 @@ def make_trainer(
         epochs=recipe.fit.epochs,
         progress=progress,
         write_row=write_row,
+        sync_rows=sync_rows,
         dist=context,
         has_penalty=model.has_weight_penalty
         or any(node.spec.activity_regularizer is not None for node in prepared.plan.nodes),

@@ -320,8 +320,6 @@ class ModelCheckpointCallback(_Monitoring):
         return Path(self.trainer.run_dir) / relative
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        from kcli.train.checkpoint import save_checkpoint
-
         spec, log = self.spec, self.trainer.log
         path = self._path(epoch, logs)
         if spec.save_best_only:
@@ -342,9 +340,9 @@ class ModelCheckpointCallback(_Monitoring):
             log(f"Epoch {epoch + 1}: saving model to {path}")
         if spec.save_weights_only:
             state = {"model": self.trainer.model.state_dict(), "epoch": epoch + 1}
+            self.trainer.save_checkpoint(path, state)
         else:
-            state = self.trainer.checkpoint_state()
-        save_checkpoint(path, state)
+            self.trainer.save_full_checkpoint(path)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}

@@ -121,11 +121,13 @@ def _run(
     loaded: LoadedRecipe, options: TrainOptions, resume_dir: Path | None, base_dir: Path | None
 ) -> TrainResult:
     from kcli import runs
+    from kcli.cli import settle_memory
     from kcli.train.build import make_trainer
     from kcli.train.checkpoint import load_checkpoint
     from kcli.train.setup import prepare
 
     prepared = prepare(loaded, options.device, base_dir)
+    settle_memory()  # the long-lived objects exist now: collect garbage from here on
     context = prepared.dist
     main = context is None or context.is_main
     recipe = loaded.recipe
@@ -146,7 +148,13 @@ def _run(
     # Only rank 0 writes the run folder; other ranks' callbacks write into a scratch folder.
     work_dir = run_dir if main else _scratch_dir()
     metrics_log = runs.MetricsLog(run_dir / "metrics.csv") if main else None
-    trainer = make_trainer(prepared, work_dir, options, metrics_log.append if main else _ignore)
+    trainer = make_trainer(
+        prepared,
+        work_dir,
+        options,
+        metrics_log.append if main else _ignore,
+        metrics_log.sync if main else None,
+    )
     if checkpoint is not None:
         trainer.restore(checkpoint)
         trainer.history = [

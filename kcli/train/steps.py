@@ -20,33 +20,39 @@ class Objective:
 
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # -> per-sample loss (N,)
     uses_logits: bool  # the loss takes the output's pre-activation (softmax/sigmoid folded in)
+    link: str | None = None  # the output activation folded into the loss, if any
 
 
 @dataclass
 class Accumulator:
-    """Device-side sums over an epoch: the batch-size-weighted loss and regularization."""
+    """Sums over an epoch: the batch-size-weighted loss and regularization (float64, on the
+    device, so adding a batch never waits for it) and the sample count (a Python int)."""
 
     loss_sum: torch.Tensor
     penalty_sum: torch.Tensor
-    count: torch.Tensor
+    count: int = 0
 
     @classmethod
     def zeros(cls, device: torch.device) -> Accumulator:
         z = torch.zeros((), dtype=torch.float64, device=device)
-        return cls(z.clone(), z.clone(), z.clone())
+        return cls(z, z.clone())
 
     def add(self, loss: torch.Tensor, penalty: torch.Tensor | None, n: int) -> None:
-        self.loss_sum += loss.detach().to(torch.float64) * n
+        # One fused kernel each: the float32 value is promoted and scaled in float64.
+        self.loss_sum.add_(loss.detach(), alpha=n)
         if penalty is not None:
-            self.penalty_sum += penalty.detach().to(torch.float64) * n
+            self.penalty_sum.add_(penalty.detach(), alpha=n)
         self.count += n
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {"loss_sum": self.loss_sum, "penalty_sum": self.penalty_sum, "count": self.count}
+        """The sums as tensors (checkpoints, all-reduce); `load` takes them back."""
+        count = torch.tensor(float(self.count), dtype=torch.float64, device=self.loss_sum.device)
+        return {"loss_sum": self.loss_sum, "penalty_sum": self.penalty_sum, "count": count}
 
     def load(self, state: dict[str, torch.Tensor]) -> None:
-        for name, value in state.items():
-            getattr(self, name).copy_(value)
+        self.loss_sum.copy_(state["loss_sum"])
+        self.penalty_sum.copy_(state["penalty_sum"])
+        self.count = round(float(state["count"]))
 
 
 def batch_size_of(y: torch.Tensor) -> int:
@@ -73,10 +79,16 @@ class Stepper:
 
     def _use(self, runner: torch.nn.Module) -> None:
         self.runner = runner
-        self.forward_train = lambda x: runner(x, train_outputs=True)
+        self.forward_train = lambda x, activate_outputs=True: runner(
+            x, train_outputs=True, activate_outputs=activate_outputs
+        )
 
     def compile(self) -> None:
         """Use torch.compile for the forward pass (fit.compile: true)."""
+        import torch._inductor.config as inductor_config
+
+        # What torch.use_deterministic_algorithms(True) sets for inductor (see seed_everything).
+        inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
         self._use(torch.compile(self.runner))
 
     def distribute(self, device_ids: list[int] | None) -> None:
@@ -91,10 +103,28 @@ class Stepper:
         dtype = torch.bfloat16 if self.precision == "bf16-mixed" else torch.float16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-    def _losses(self, x, y, w):
-        """(total loss with penalties, the penalty part or None, activated outputs)."""
+    def _metrics_read_logits(self, metrics: list) -> bool:
+        """True when the training metrics may read the logits instead of the probabilities.
+
+        So when the loss folds the output's softmax in and every metric reads only the order
+        of the scores along the class axis (accuracy, top-k): softmax keeps that order, so the
+        training pass can skip computing it. (Two logits closer than float32 can tell apart
+        after exp are one tie under softmax, two under logits; the accuracies differ only then.)
+        """
+        return (
+            self.objective.link == "softmax"
+            and self.model.output_activation_optional
+            and all(metric.order_only for metric in metrics)
+        )
+
+    def _losses(self, x, y, w, activate_outputs: bool = True):
+        """(total loss with penalties, the penalty part or None, the outputs: activated unless
+        `activate_outputs` is False, then logits)."""
         with self._autocast():
-            outputs, pres, activity = self.forward_train(x)
+            if activate_outputs:
+                outputs, pres, activity = self.forward_train(x)
+            else:
+                outputs, pres, activity = self.forward_train(x, activate_outputs=False)
         head = pres[0] if self.objective.uses_logits else outputs[0]
         per_sample = self.objective.loss_fn(head.float(), y)
         n = per_sample.shape[0]
@@ -107,7 +137,9 @@ class Stepper:
         return total, penalty, outputs[0]
 
     def train_step(self, x, y, w, accumulator: Accumulator, metrics: list) -> None:
-        total, penalty, output = self._losses(x, y, w)
+        total, penalty, output = self._losses(
+            x, y, w, activate_outputs=not self._metrics_read_logits(metrics)
+        )
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(total).backward()

@@ -8,7 +8,9 @@ included) and raises TrainingInterrupted, so `--resume` continues exactly.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +20,12 @@ from typing import Any
 import torch
 
 from kcli.errors import TrainingDiverged
-from kcli.train.checkpoint import restore_rng_state, rng_state, save_checkpoint
+from kcli.train.checkpoint import (
+    CheckpointSaver,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
 from kcli.train.progress import Progress
 from kcli.train.steps import Accumulator, Stepper
 
@@ -45,6 +52,7 @@ class Trainer:
     epochs: int
     progress: Progress
     write_row: Callable[[dict[str, float]], None]
+    sync_rows: Callable[[], None] | None = None  # makes the written rows durable (fsync)
     dist: Any = None  # DistContext when several processes train (see distributed.py)
     has_penalty: bool = False
     stop_training: bool = False
@@ -53,12 +61,15 @@ class Trainer:
     history: list[dict[str, float]] = field(default_factory=list)
     _next_batch: int = 0
     _partial: dict | None = None
+    _snapshot: dict | None = None  # checkpoint_state() at this epoch end (save_full_checkpoint)
 
     def __post_init__(self) -> None:
         self.device = self.stepper.device
         self.optimizer = self.stepper.optimizer
         self.train_metrics = [spec.build() for spec in self.metric_specs]
         self.val_metrics = [spec.build() for spec in self.metric_specs]
+        self._checkpoints = CheckpointSaver(before_round=self.sync_rows)
+        self._epoch_saves: dict[Path, dict[str, Any]] = {}  # this epoch end's files
         for callback in self.callbacks:
             callback.set_trainer(self)
 
@@ -76,6 +87,23 @@ class Trainer:
 
     def log(self, message: str) -> None:
         self.progress.message(message)
+
+    def save_checkpoint(self, path: Path, state: dict[str, Any]) -> None:
+        """Save `state` (rank 0 only) with this epoch's checkpoints (see CheckpointSaver)."""
+        if self.is_main:
+            self._epoch_saves[Path(path)] = state
+
+    def save_full_checkpoint(self, path: Path) -> None:
+        """Save `checkpoint_state()` as it is now. Every rank calls it (the state gathers the
+        ranks' RNG states); rank 0 saves.
+
+        The end of an epoch often saves the same state twice (last.pt, and best.pt when the
+        monitored value improved): it is taken once. It is taken again after any callback ran,
+        since a callback may change what the state holds.
+        """
+        if self._snapshot is None:
+            self._snapshot = self.checkpoint_state()
+        self.save_checkpoint(path, self._snapshot)
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly where it stands."""
@@ -120,6 +148,20 @@ class Trainer:
     # ---- the loop --------------------------------------------------------------------------
     def fit(self) -> list[dict[str, float]]:
         """Train from `epochs_done` to `epochs`; returns the logs of the epochs run now."""
+        try:
+            return self._fit()
+        finally:
+            self._flush_checkpoints()
+
+    def _flush_checkpoints(self) -> None:
+        """Every saved checkpoint on disk; a write error raised unless another is on its way."""
+        if sys.exc_info()[0] is None:
+            self._checkpoints.flush()
+        else:
+            with contextlib.suppress(Exception):
+                self._checkpoints.flush()
+
+    def _fit(self) -> list[dict[str, float]]:
         for callback in self.callbacks:
             callback.on_train_begin({})
         while self.epochs_done < self.epochs and not self.stop_training:
@@ -140,6 +182,7 @@ class Trainer:
             self.epochs_done = epoch + 1
             self._next_batch, self._partial = 0, None
             for callback in self.callbacks:
+                self._snapshot = None
                 callback.on_epoch_end(epoch, logs)
             logs["seconds"] = time.perf_counter() - started
             self.write_row({"epoch": epoch + 1, **logs})
@@ -150,14 +193,14 @@ class Trainer:
         return self.history
 
     def _write_checkpoints(self, epoch: int) -> None:
-        state = self.checkpoint_state()  # on every rank: it gathers the ranks' RNG states
-        if not self.is_main:
-            return
-        save_checkpoint(self.run_dir / "checkpoints" / "last.pt", state)
+        self.save_full_checkpoint(self.run_dir / "checkpoints" / "last.pt")
         if epoch == 0:  # the weights after the first epoch, for the weight-histogram plot
-            save_checkpoint(
-                self.run_dir / "checkpoints" / "first.pt", {"model": state["model"], "epoch": 1}
+            self.save_checkpoint(
+                self.run_dir / "checkpoints" / "first.pt",
+                {"model": self.model.state_dict(), "epoch": 1},
             )
+        saves, self._epoch_saves, self._snapshot = self._epoch_saves, {}, None
+        self._checkpoints.save(saves)
 
     def _train_epoch(self, epoch: int) -> tuple[dict[str, float], int]:
         self.model.train()
@@ -189,6 +232,7 @@ class Trainer:
             "accumulator": {k: v.clone() for k, v in accumulator.state().items()},
             "metrics": [metric.state() for metric in self.train_metrics],
         }
+        self._checkpoints.flush()  # earlier epochs' files first: this last.pt lands last
         save_checkpoint(self.run_dir / "checkpoints" / "last.pt", self.checkpoint_state())
         raise TrainingInterrupted(
             f"interrupted in epoch {self.epochs_done + 1} after {done} steps; checkpoint saved"
@@ -212,7 +256,9 @@ class Trainer:
         from kcli.train.distributed import all_reduce_sums
 
         states = [metric.state() for metric in metrics]
-        all_reduce_sums(list(accumulator.state().values()))
+        sums = accumulator.state()
+        all_reduce_sums(list(sums.values()))
+        accumulator.load(sums)
         all_reduce_sums([tensor for state in states for tensor in state.values()])
         for metric, state in zip(metrics, states, strict=True):
             metric.load_state(state)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from kcli.train.progress import Progress, bar, format_logs, format_value
@@ -41,6 +42,36 @@ def test_logged_loss_is_the_sample_mean_plus_the_l2_penalty(write_recipe, train)
     logged = dict(zip(header, values, strict=True))
     assert abs(float(logged["loss"]) - float(crossentropy + penalty)) < 1e-5
     assert abs(float(logged["regularization"]) - float(penalty)) < 1e-6
+    # Training accuracy reads the logits (the softmax is skipped: it keeps the order), and
+    # must be the share of samples whose largest score is the label.
+    accuracy = (logits.argmax(1) == y).double().mean()
+    assert float(logged["accuracy"]) == pytest.approx(float(accuracy), abs=1e-6)
+
+
+def test_order_only_metrics_skip_the_softmax_and_others_keep_it(tmp_path):
+    from kcli.graph import plan_graph
+    from kcli.metrics import metric_registry
+    from kcli.nn.model import build_model
+    from kcli.recipe.load import load_recipe
+    from kcli.train.steps import Objective, Stepper
+
+    def stepper(metric_names, regularized=False):
+        extra = ", activity_regularizer: {l2: 0.01}" if regularized else ""
+        path = tmp_path / "recipe.yaml"
+        last = "units: 3, activation: softmax"
+        path.write_text(TINY_RECIPE.replace(last + "}", last + extra + "}"))
+        model = build_model(plan_graph(load_recipe(path).recipe.model))
+        objective = Objective(lambda p, y: p.sum(1), True, "softmax")
+        return Stepper(model, objective, None, torch.device("cpu")), [
+            metric_registry.get(name).model_validate({}).build() for name in metric_names
+        ]
+
+    step, metrics = stepper(["sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy"])
+    assert step._metrics_read_logits(metrics)
+    step, metrics = stepper(["sparse_categorical_accuracy", "mean_squared_error"])
+    assert not step._metrics_read_logits(metrics)  # mse reads the probabilities
+    step, metrics = stepper(["sparse_categorical_accuracy"], regularized=True)
+    assert not step._metrics_read_logits(metrics)  # the penalty reads the activated output
 
 
 def test_balanced_class_weights_are_n_over_k_times_count():
@@ -105,3 +136,21 @@ def test_torch_compile_trains(write_recipe, train):
     assert result.exit_code == 0, result.output
     record = json.loads((Path(document["run_dir"]) / "run.json").read_text())
     assert record["status"] == "completed"
+
+
+def test_seeding_turns_on_deterministic_kernels_without_importing_inductor():
+    # torch.use_deterministic_algorithms imports torch._inductor (0.8 s); kcli sets the same
+    # flag without it, and sets inductor's own flag only when it compiles.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from kcli.train.setup import seed_everything\n"
+        "seed_everything(1)\n"
+        "print(torch.are_deterministic_algorithms_enabled(),\n"
+        "      torch.is_deterministic_algorithms_warn_only_enabled(),\n"
+        "      'torch._inductor.config' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "False"]

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.train.conftest import TINY_RECIPE, metric_rows, run_cli
@@ -89,3 +90,37 @@ def test_ctrl_c_checkpoints_mid_run_and_resume_finishes_identically(write_recipe
     )
     full_dir = Path(json.loads(full.stdout)["run_dir"])
     assert_same_run(full_dir, run_dir)
+
+
+def test_a_crash_loses_no_epoch_even_when_writes_were_deferred(
+    write_recipe, train, tmp_path, monkeypatch
+):
+    """Checkpoint files are written at most once a second (CheckpointSaver); a crash must
+    still leave last.pt at the last finished epoch, and --resume must finish identically."""
+    from kcli.train import checkpoint
+    from kcli.train.steps import Stepper
+
+    recipe = write_recipe()
+    _, full = train(recipe, runs=tmp_path / "a")
+
+    monkeypatch.setattr(checkpoint, "WRITE_INTERVAL_S", 3600.0)  # defer all but the first round
+    real_step, steps = Stepper.train_step, []
+
+    def crash_in_epoch_3(self, *args):
+        steps.append(1)
+        if len(steps) == 2 * 8 + 5:  # 120 training samples / batch 16: 8 steps an epoch
+            raise RuntimeError("simulated crash")
+        return real_step(self, *args)
+
+    monkeypatch.setattr(Stepper, "train_step", crash_in_epoch_3)
+    with pytest.raises(RuntimeError, match="simulated crash"):  # a bug's traceback, as is
+        train(recipe, runs=tmp_path / "b")
+    (run_dir,) = (tmp_path / "b" / "tiny").iterdir()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "failed" and "simulated crash" in record["message"]
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
+
+    monkeypatch.undo()
+    resumed = run_cli("train", "--resume", str(run_dir), "--json", "-q")
+    assert resumed.exit_code == 0, resumed.output
+    assert_same_run(Path(full["run_dir"]), run_dir)

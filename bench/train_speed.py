@@ -58,10 +58,16 @@ def steady(epochs: list[float]) -> list[float]:
 
 
 def interleaved(runners: list, rounds: int, epochs: int, log) -> dict[str, list[float]]:
-    """Steady epoch seconds per runner, trained A B C A B C ... for `rounds` rounds."""
+    """Steady epoch seconds per runner, trained A B C, B C A, C A B, ... for `rounds` rounds.
+
+    The order rotates because a variant runs measurably slower right after a heavy one (Keras
+    leaves the caches and the allocator in another state): with a fixed order the same variant
+    would always pay for it.
+    """
     times: dict[str, list[float]] = {runner.name: [] for runner in runners}
     for r in range(rounds):
-        for runner in runners:
+        shift = r % len(runners)
+        for runner in runners[shift:] + runners[:shift]:
             got = steady(runner.train(epochs))
             times[runner.name] += got
             log(f"  round {r + 1} {runner.name:>6}: " + " ".join(f"{t:.3f}" for t in got))
@@ -197,7 +203,7 @@ def extra_sections(args, results, work: Path, log, save) -> None:
     results["memory"] = memory
     save()
     if "mlp_compute" in args.cases:
-        results["linearity"] = linearity(make_case("mlp_compute", args.scale), work, 1, 3, log)
+        results["linearity"] = linearity(make_case("mlp_compute", args.scale), work, 2, 3, log)
         save()
     log("fit.compile and bf16-mixed")
     results["variants"] = {}

@@ -8,6 +8,7 @@ the exact command and an override example, and that example must build.
 from __future__ import annotations
 
 import importlib.util
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -150,3 +151,12 @@ def test_compare_script_smoke(tmp_path: Path, capsys):
         assert name in out
         assert len(list((tmp_path / name).iterdir())) == 1
     assert "ERROR" not in out
+
+
+def test_every_recipes_file_the_readme_names_exists():
+    # The guide's examples must run as written: each recipes/... path it shows is a real file.
+    readme = (RECIPES_DIR.parent / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"recipes/[\w.-]+\.(?:yaml|csv|py|npz)", readme))
+    assert "recipes/new_fruit.csv" in named and "recipes/quickstart.yaml" in named
+    missing = sorted(p for p in named if not (RECIPES_DIR.parent / p).is_file())
+    assert missing == []

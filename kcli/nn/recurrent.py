@@ -23,6 +23,10 @@ from torch import nn
 
 _FUSED_OPS = {"rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu, "gru": torch.gru}
 
+# torch.compile (fit.compile) cannot compile the fused kernels on CPU (inductor fails on
+# mkldnn_rnn_layer, torch 2.14): they run as they are, and the layers around them compile.
+_eager_under_compile = torch.compiler.disable
+
 
 class RecurrentModule(nn.Module):
     """What SimpleRNN, LSTM and GRU share: weights, dropout, direction, fused-or-loop dispatch.
@@ -93,6 +97,7 @@ class RecurrentModule(nn.Module):
     def initial_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return (x.new_zeros(x.shape[0], self.units),)
 
+    @_eager_under_compile
     def run_fused(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(all outputs, last output) from one fused torch kernel over the sequence."""
         hx = x.new_zeros(1, x.shape[0], self.units)
@@ -145,6 +150,7 @@ class LSTMModule(RecurrentModule):
         zeros = x.new_zeros(x.shape[0], self.units)
         return zeros, zeros
 
+    @_eager_under_compile
     def run_fused(self, x):
         zeros = x.new_zeros(1, x.shape[0], self.units)
         params = self.fused_params()

@@ -89,7 +89,7 @@ class Stepper:
 
         # What torch.use_deterministic_algorithms(True) sets for inductor (see seed_everything).
         inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
-        self._use(torch.compile(self.runner))
+        self._use(torch.compile(self.runner, dynamic=False))
 
     def distribute(self, device_ids: list[int] | None) -> None:
         """Wrap the model in DistributedDataParallel: gradients averaged across ranks."""

@@ -154,3 +154,51 @@ def test_seeding_turns_on_deterministic_kernels_without_importing_inductor():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True", "False"]
+
+
+COMPILED_RNN = """\
+name: rnn
+seed: 5
+data:
+  source: synthetic:sequences
+  params: {n_samples: 130, length: 8, n_features: 2, n_classes: 3}
+  validation_split: 0.2
+model:
+  input_shape: [8, 2]
+  layers:
+    - {type: LSTM, units: 4, return_sequences: true}
+    - {type: GRU, units: 4}
+    - {type: Dense, units: 3, activation: softmax}
+compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}
+fit: {epochs: 2, batch_size: 16, compile: true}
+"""
+
+COMPILED_CNN = """\
+name: cnn
+seed: 4
+data:
+  source: synthetic:images
+  params: {n_samples: 90, height: 8, width: 8, channels: 3, n_classes: 3}
+  validation_split: 0.2
+model:
+  input_shape: [8, 8, 3]
+  layers:
+    - {type: Conv2D, filters: 4, kernel_size: 3, activation: relu}
+    - {type: MaxPooling2D, pool_size: 2}
+    - {type: Flatten}
+    - {type: Dense, units: 3, activation: softmax}
+compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}
+fit: {epochs: 2, batch_size: 16, compile: true}
+"""
+
+
+def test_torch_compile_trains_recurrent_and_conv_models_in_one_process(write_recipe, train):
+    # Two regressions of fit.compile on CPU: inductor cannot compile the fused LSTM kernel
+    # (it now runs eagerly inside the compiled model), and a process compiling a second model
+    # switched dynamo to dynamic shapes, on which inductor failed for the CNN (now static shapes).
+    # The sample counts leave a partial last batch, so each model also sees a second shape.
+    for text in (COMPILED_RNN, COMPILED_CNN):
+        result, document = train(write_recipe(text, name=text.split()[1] + ".yaml"))
+        assert result.exit_code == 0, result.output
+        record = json.loads((Path(document["run_dir"]) / "run.json").read_text())
+        assert record["status"] == "completed"

@@ -498,7 +498,7 @@ class FakeWriter:
 
 def test_tensorboard_logs_train_and_validation_like_keras(tmp_path, monkeypatch):
     FakeWriter.instances = []
-    monkeypatch.setattr(cb, "_summary_writer_class", lambda: FakeWriter)
+    monkeypatch.setattr(cb.loggers, "_summary_writer_class", lambda: FakeWriter)
     t = FakeTrainer(tmp_path)
     callback = make({"type": "TensorBoard", "histogram_freq": 2}, t)
     callback.on_train_begin({})

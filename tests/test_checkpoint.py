@@ -181,3 +181,13 @@ def test_saver_serializes_a_state_saved_under_two_names_once(tmp_path, monkeypat
     saver.save({tmp_path / "last.pt": state, tmp_path / "best.pt": state})
     assert len(calls) == 1
     assert (tmp_path / "last.pt").read_bytes() == (tmp_path / "best.pt").read_bytes()
+
+
+def test_saver_limit_counts_everything_waiting(tmp_path):
+    # Per-epoch file names never replace each other: their copies must not pile up.
+    saver = checkpoint.CheckpointSaver(interval=3600.0, snapshot_limit=100)
+    saver.save({tmp_path / "a.pt": {"epoch": 0}})  # opens the round
+    saver.save({tmp_path / "e1.pt": {"w": torch.zeros(15)}})  # 60 bytes: kept
+    assert not (tmp_path / "e1.pt").exists()
+    saver.save({tmp_path / "e2.pt": {"w": torch.zeros(15)}})  # 120 bytes in all: written
+    assert (tmp_path / "e1.pt").is_file() and (tmp_path / "e2.pt").is_file()

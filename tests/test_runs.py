@@ -27,6 +27,8 @@ from kcli.runs import (
     write_run_record,
     write_text_atomic,
 )
+from kcli.runs import folder as run_folder
+from kcli.runs import record as run_record
 
 
 def make_run(runs_dir, name, started, status="completed", checkpoint=True, run_id=None):
@@ -68,8 +70,8 @@ def test_create_run_dir_is_unique_within_one_second(tmp_path, monkeypatch):
             return datetime(2026, 1, 2, 3, 4, 5)
 
     tokens = iter(["aaaaaa", "aaaaaa", "bbbbbb"])  # the second draw collides with the first
-    monkeypatch.setattr(runs, "datetime", FrozenClock)
-    monkeypatch.setattr(runs.secrets, "token_hex", lambda n: next(tokens))
+    monkeypatch.setattr(run_folder, "datetime", FrozenClock)
+    monkeypatch.setattr(run_folder.secrets, "token_hex", lambda n: next(tokens))
     first = create_run_dir(tmp_path, "x")
     second = create_run_dir(tmp_path, "x")
     assert (first.name, second.name) == ("20260102-030405-aaaaaa", "20260102-030405-bbbbbb")
@@ -93,7 +95,7 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(runs.os, "replace", broken_replace)
+    monkeypatch.setattr(run_folder.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         write_text_atomic(path, "garbage")
     monkeypatch.undo()
@@ -153,7 +155,7 @@ def test_git_commit_without_git(monkeypatch, tmp_path):
     def missing(*args, **kwargs):
         raise FileNotFoundError("git")
 
-    monkeypatch.setattr(runs.subprocess, "run", missing)
+    monkeypatch.setattr(run_record.subprocess, "run", missing)
     assert runs.git_commit(tmp_path) is None
 
 

@@ -74,7 +74,8 @@ class CheckpointSaver:
     ten of its training steps; for epochs of a few milliseconds that doubles the cost of
     checkpointing every epoch. So files are written in rounds at most `interval` seconds apart:
     in between, an epoch's states are copied in memory (tensors cloned: cheap, and limited to
-    `snapshot_limit` bytes; a larger state is written at once) and written with the next round.
+    `snapshot_limit` bytes for all that waits; past it, everything is written at once) and
+    written with the next round.
     `flush` writes whatever waits; the trainer calls it whenever `fit` stops, for any reason
     (the end, an error, Ctrl-C), so those lose nothing. A process killed outright (SIGKILL, a
     power cut) loses at most `interval` seconds of checkpoints, and the files on disk are whole
@@ -99,7 +100,11 @@ class CheckpointSaver:
             return
         recent = time.monotonic() - self._last_round < self.interval
         distinct = {id(state): state for state in states.values()}
-        if recent and sum(map(_tensor_bytes, distinct.values())) <= self.snapshot_limit:
+        # The limit is on all that waits, so per-epoch file names ({epoch} in a ModelCheckpoint
+        # filepath) cannot pile up copies in memory.
+        waiting = {id(state): state for state in self._pending.values()}
+        held = sum(map(_tensor_bytes, [*distinct.values(), *waiting.values()]))
+        if recent and held <= self.snapshot_limit:
             copies = {key: _detached_copy(state) for key, state in distinct.items()}
             self._pending.update({path: copies[id(state)] for path, state in states.items()})
             return

@@ -1,34 +1,16 @@
-"""Keras' metrics: `metrics: [accuracy, mae, {type: auc, curve: PR}]`.
+"""The streaming metrics: device-side sums updated per batch, and the math they accumulate.
 
-A spec names a metric and its Keras arguments; `build()` gives a streaming `Metric` whose state
-lives on the device of the tensors it sees: `update` launches kernels only (no `.item()`),
-`compute` returns a 0-dim tensor, and `state()` returns SUMS (weighted totals, counts, confusion
-counts), so a distributed trainer can all-reduce them and `load_state` the result. Metrics see
-the model's activated output (probabilities), never logits.
-
-Choices where Keras says nothing or logs non-scalars:
-  - the log name is `name` when given, else the metric's short name (`mean_squared_error` and
-    `mse` both log `mse`); `accuracy` resolved from the loss keeps the log name `accuracy`;
-  - `f1_score` averages over classes (`average: macro`) by default, since we log scalars (Keras'
-    default None gives one value per class); on a 1-unit output its default threshold is 0.5;
-  - precision, recall, f1_score and auc accept integer labels against a multi-unit output
-    (one-hot encoded internally); Keras wants the labels one-hot already.
+Torch is imported inside functions only, so the spec modules can import these names while
+`kcli validate` stays torch-free.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
-
-from pydantic import Field
-
-from kcli.registry import RegisteredSpec, Registry
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from kcli.losses import LossSpec
-
-metric_registry = Registry("metric")
 EPSILON = 1e-7  # Keras' backend epsilon
 
 
@@ -36,26 +18,6 @@ def _torch():
     import torch
 
     return torch
-
-
-class MetricSpec(RegisteredSpec):
-    """A metric; `log_name` is what the trainer logs it as (`val_` prefixed on validation)."""
-
-    registry: ClassVar[Registry] = metric_registry
-    short_name: ClassVar[str] = ""
-
-    name: str | None = Field(None, description="The logged name; default: the short name.")
-
-    @property
-    def log_name(self) -> str:
-        return self.name or self.short_name or self.type
-
-    def resolve(self, loss: LossSpec) -> MetricSpec:
-        """This metric for `loss` (only `accuracy` changes: see Accuracy)."""
-        return self
-
-    def build(self) -> Metric:
-        raise NotImplementedError  # every registered metric overrides this
 
 
 # -- the streaming metrics ----------------------------------------------------------------------
@@ -396,177 +358,3 @@ def _absolute_error(y_pred: Tensor, y_true: Tensor) -> Tensor:
 def _percentage_error(y_pred: Tensor, y_true: Tensor) -> Tensor:
     scale = _aligned(y_pred, y_true).to(y_pred.dtype).abs().clamp_min(EPSILON)
     return 100.0 * (_errors(y_pred, y_true).abs() / scale).mean(-1)
-
-
-# -- the specs ----------------------------------------------------------------------------------
-class Accuracy(MetricSpec):
-    """Exact equality; in `compile.metrics` resolved from the loss as Keras does."""
-
-    type: Literal["accuracy"] = "accuracy"
-    aliases: ClassVar[tuple[str, ...]] = ("acc",)
-    short_name: ClassVar[str] = "accuracy"
-
-    def resolve(self, loss: LossSpec) -> MetricSpec:
-        """sparse labels -> sparse_categorical_accuracy, one-hot -> categorical, 0/1 -> binary."""
-        resolved = {
-            "sparse": SparseCategoricalAccuracy,
-            "onehot": CategoricalAccuracy,
-            "binary": BinaryAccuracy,
-        }.get(loss.target_kind)
-        return self if resolved is None else resolved(name=self.log_name)
-
-    def build(self) -> Metric:
-        return MeanMetric(_exact_match)
-
-
-class BinaryAccuracy(MetricSpec):
-    """Share of outputs where (p > threshold) equals the 0/1 label."""
-
-    type: Literal["binary_accuracy"] = "binary_accuracy"
-    short_name: ClassVar[str] = "binary_accuracy"
-    threshold: float = 0.5
-
-    def build(self) -> Metric:
-        def match(y_pred: Tensor, y_true: Tensor) -> Tensor:
-            return _exact_match((y_pred > self.threshold).to(y_pred.dtype), y_true)
-
-        return MeanMetric(match)
-
-
-class CategoricalAccuracy(MetricSpec):
-    type: Literal["categorical_accuracy"] = "categorical_accuracy"
-    short_name: ClassVar[str] = "categorical_accuracy"
-
-    def build(self) -> Metric:
-        return MeanMetric(_categorical_match, order_only=True)
-
-
-class SparseCategoricalAccuracy(MetricSpec):
-    type: Literal["sparse_categorical_accuracy"] = "sparse_categorical_accuracy"
-    short_name: ClassVar[str] = "sparse_categorical_accuracy"
-
-    def build(self) -> Metric:
-        return MeanMetric(_sparse_match, order_only=True)
-
-
-class TopKCategoricalAccuracy(MetricSpec):
-    """Share of samples whose one-hot class is among the k highest scores."""
-
-    type: Literal["top_k_categorical_accuracy"] = "top_k_categorical_accuracy"
-    short_name: ClassVar[str] = "top_k_categorical_accuracy"
-    k: int = Field(5, ge=1)
-
-    def build(self) -> Metric:
-        return MeanMetric(
-            lambda y_pred, y_true: _in_top_k(y_pred, y_true.argmax(-1), self.k), order_only=True
-        )
-
-
-class SparseTopKCategoricalAccuracy(MetricSpec):
-    """Share of samples whose integer label is among the k highest scores."""
-
-    type: Literal["sparse_top_k_categorical_accuracy"] = "sparse_top_k_categorical_accuracy"
-    short_name: ClassVar[str] = "sparse_top_k_categorical_accuracy"
-    k: int = Field(5, ge=1)
-
-    def build(self) -> Metric:
-        return MeanMetric(
-            lambda y_pred, y_true: _in_top_k(y_pred, _labels(y_pred, y_true), self.k),
-            order_only=True,
-        )
-
-
-class Precision(MetricSpec):
-    """TP / (TP + FP) over all outputs, p > thresholds counting as positive."""
-
-    type: Literal["precision"] = "precision"
-    short_name: ClassVar[str] = "precision"
-    thresholds: float = Field(0.5, ge=0, le=1)
-    top_k: int | None = Field(None, ge=1)
-    class_id: int | None = Field(None, ge=0)
-
-    def build(self) -> Metric:
-        return ConfusionMetric(self.type, self.thresholds, self.top_k, self.class_id)
-
-
-class Recall(Precision):
-    """TP / (TP + FN) over all outputs, p > thresholds counting as positive."""
-
-    type: Literal["recall"] = "recall"  # type: ignore[assignment]
-    short_name: ClassVar[str] = "recall"
-
-
-class F1Score(MetricSpec):
-    """Harmonic mean of precision and recall per class, averaged (`macro` by default)."""
-
-    type: Literal["f1_score"] = "f1_score"
-    short_name: ClassVar[str] = "f1_score"
-    average: Literal["micro", "macro", "weighted"] = "macro"
-    threshold: float | None = Field(None, ge=0, le=1)
-
-    def build(self) -> Metric:
-        return F1Metric(self.average, self.threshold)
-
-
-class AUC(MetricSpec):
-    """Area under the ROC or PR curve from num_thresholds confusion counts (Keras' AUC)."""
-
-    type: Literal["auc"] = "auc"
-    short_name: ClassVar[str] = "auc"
-    num_thresholds: int = Field(200, gt=1)
-    curve: Literal["ROC", "PR"] = "ROC"
-    summation_method: Literal["interpolation", "minoring", "majoring"] = "interpolation"
-
-    def build(self) -> Metric:
-        return AUCMetric(self.num_thresholds, self.curve, self.summation_method)
-
-
-class MeanSquaredError(MetricSpec):
-    type: Literal["mean_squared_error"] = "mean_squared_error"
-    aliases: ClassVar[tuple[str, ...]] = ("mse",)
-    short_name: ClassVar[str] = "mse"
-
-    def build(self) -> Metric:
-        return MeanMetric(_squared_error)
-
-
-class RootMeanSquaredError(MetricSpec):
-    type: Literal["root_mean_squared_error"] = "root_mean_squared_error"
-    aliases: ClassVar[tuple[str, ...]] = ("rmse",)
-    short_name: ClassVar[str] = "rmse"
-
-    def build(self) -> Metric:
-        return MeanMetric(_squared_error, root=True)
-
-
-class MeanAbsoluteError(MetricSpec):
-    type: Literal["mean_absolute_error"] = "mean_absolute_error"
-    aliases: ClassVar[tuple[str, ...]] = ("mae",)
-    short_name: ClassVar[str] = "mae"
-
-    def build(self) -> Metric:
-        return MeanMetric(_absolute_error)
-
-
-class MeanAbsolutePercentageError(MetricSpec):
-    type: Literal["mean_absolute_percentage_error"] = "mean_absolute_percentage_error"
-    aliases: ClassVar[tuple[str, ...]] = ("mape",)
-    short_name: ClassVar[str] = "mape"
-
-    def build(self) -> Metric:
-        return MeanMetric(_percentage_error)
-
-
-class R2Score(MetricSpec):
-    """Coefficient of determination per output, averaged uniformly or by variance."""
-
-    type: Literal["r2_score"] = "r2_score"
-    short_name: ClassVar[str] = "r2_score"
-    class_aggregation: Literal["uniform_average", "variance_weighted"] = "uniform_average"
-
-    def build(self) -> Metric:
-        return R2Metric(self.class_aggregation)
-
-
-MetricRef = metric_registry.field()
-"""The type of an item of `compile.metrics`: a name or a `{type: ..., params}` mapping."""

@@ -9,7 +9,6 @@ sklearn, matplotlib) happen inside the commands that need them, so `kcli --help`
 from __future__ import annotations
 
 import functools
-import gc
 import json
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import typer
 
 from kcli import __version__
 from kcli.errors import ExpectationFailed, KcliError, TrainingDiverged
+from kcli.memory import pause_collection
 
 app = typer.Typer(
     name="kcli",
@@ -386,21 +386,5 @@ def runs(
 
 
 def main() -> None:
-    # Start-up creates about a million objects that live as long as the process (torch,
-    # scikit-learn, pydantic's schemas), and each full garbage collection while they are made
-    # walks all of them: 0.8 s of a small training run. So collection waits until the heavy
-    # work is loaded; `settle_memory` (training calls it once its model and data are ready)
-    # freezes what exists and turns collection back on. Short commands exit before that.
-    gc.disable()
+    pause_collection()  # until the heavy work is loaded: see kcli/memory.py
     app()
-
-
-def settle_memory() -> None:
-    """Exempt every object alive now from garbage collection, and turn collection back on.
-
-    Only after `main` turned collection off: a host process that calls the commands itself
-    (tests, a notebook) keeps its own garbage collection as it is.
-    """
-    if not gc.isenabled():
-        gc.freeze()
-        gc.enable()

@@ -67,6 +67,7 @@ def load_run_model(run_dir: Path, which: str | None = None, device: str = "cpu")
 
     from kcli.data.preprocess import Preprocessing
     from kcli.data.targets import TargetInfo
+    from kcli.memory import settle_memory
     from kcli.modelling import build_from_recipe
     from kcli.runs import read_run_record
     from kcli.train.checkpoint import load_checkpoint
@@ -83,6 +84,7 @@ def load_run_model(run_dir: Path, which: str | None = None, device: str = "cpu")
             Problem(f"the checkpoint of {run_dir} does not fit its recipe's model: {error}")
         ) from None
     built.model.to(torch.device(device)).eval()
+    settle_memory()  # torch and the model are loaded: collect garbage from here on
     preprocess_path = run_dir / "preprocess.json"
     try:
         document = json.loads(preprocess_path.read_text())

@@ -260,13 +260,13 @@ def test_main_pauses_garbage_collection_until_training_settles(monkeypatch) -> N
     # small run): `main` turns collection off, `settle_memory` freezes and turns it back on.
     import gc
 
-    from kcli import cli
+    from kcli import cli, memory
 
     seen = {}
 
     def fake_app() -> None:
         seen["during"] = gc.isenabled()
-        cli.settle_memory()
+        memory.settle_memory()
         seen["after_settle"] = gc.isenabled()
         seen["frozen"] = gc.get_freeze_count()
 
@@ -283,9 +283,9 @@ def test_main_pauses_garbage_collection_until_training_settles(monkeypatch) -> N
 def test_settle_memory_leaves_a_host_process_alone() -> None:
     import gc
 
-    from kcli import cli
+    from kcli import memory
 
     assert gc.isenabled()
     before = gc.get_freeze_count()
-    cli.settle_memory()
+    memory.settle_memory()
     assert gc.isenabled() and gc.get_freeze_count() == before

@@ -121,7 +121,7 @@ def _run(
     loaded: LoadedRecipe, options: TrainOptions, resume_dir: Path | None, base_dir: Path | None
 ) -> TrainResult:
     from kcli import runs
-    from kcli.cli import settle_memory
+    from kcli.memory import settle_memory
     from kcli.train.build import make_trainer
     from kcli.train.checkpoint import load_checkpoint
     from kcli.train.setup import prepare

@@ -154,11 +154,18 @@ class Trainer:
             self._flush_checkpoints()
 
     def _flush_checkpoints(self) -> None:
-        """Every saved checkpoint on disk; a write error raised unless another is on its way."""
+        """Every saved checkpoint on disk; a write error raised unless another is on its way.
+
+        Saves not yet handed over (a callback's in on_train_end, or those of an epoch end cut
+        short by an error in a later callback) hold end-of-epoch states: they are written too.
+        """
+        saves, self._epoch_saves = self._epoch_saves, {}
         if sys.exc_info()[0] is None:
+            self._checkpoints.save(saves)
             self._checkpoints.flush()
         else:
             with contextlib.suppress(Exception):
+                self._checkpoints.save(saves)
                 self._checkpoints.flush()
 
     def _fit(self) -> list[dict[str, float]]:

@@ -124,3 +124,32 @@ def test_a_crash_loses_no_epoch_even_when_writes_were_deferred(
     resumed = run_cli("train", "--resume", str(run_dir), "--json", "-q")
     assert resumed.exit_code == 0, resumed.output
     assert_same_run(Path(full["run_dir"]), run_dir)
+
+
+def test_an_error_in_a_later_callback_still_writes_the_epochs_checkpoints(
+    write_recipe, train, tmp_path, monkeypatch
+):
+    # A ModelCheckpoint saved this epoch's state, then a later callback failed: the saved
+    # state (the weights at this epoch's end) must reach the disk, deferred or not.
+    from kcli.train import checkpoint
+    from kcli.train.callbacks import TerminateOnNaNCallback
+
+    monkeypatch.setattr(checkpoint, "WRITE_INTERVAL_S", 3600.0)
+
+    def fail_in_epoch_2(self, epoch, logs):
+        if epoch == 1:
+            raise RuntimeError("callback failed")
+
+    monkeypatch.setattr(TerminateOnNaNCallback, "on_epoch_end", fail_in_epoch_2)
+    recipe = write_recipe(
+        TINY_RECIPE
+        + "  callbacks:\n"
+        + "    - {type: ModelCheckpoint, filepath: 'checkpoints/e{epoch}.pt',"
+        + " save_best_only: false}\n"
+        + "    - {type: TerminateOnNaN}\n"
+    )
+    with pytest.raises(RuntimeError, match="callback failed"):
+        train(recipe)
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    saved = torch.load(run_dir / "checkpoints" / "e2.pt", weights_only=True)
+    assert saved["epoch"] == 2

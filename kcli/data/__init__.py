@@ -1,7 +1,7 @@
 """The `data:` section at work: sources -> splits -> preprocessing -> batches.
 
 Importing this package is light (no numpy, torch or scikit-learn); the names below load their
-module on first use. `spec` is the torch- and numpy-free schema `kcli validate` needs.
+module on first use. `spec` and `steps` are the torch- and numpy-free schema `kcli validate` needs.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import TypeAdapter
 
-from kcli.data.spec import PreprocessStep, StepRef
+from kcli.data.steps import PreprocessStep, StepRef
 from kcli.data.targets import TargetInfo, encode_y
 from kcli.errors import KcliError, Loc
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import types
 import typing
 from typing import Any
 
+import yaml
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
@@ -17,10 +19,11 @@ from kcli.registry import Registry
 
 # Arguments every layer takes; listed once in the catalog's footer, not for every layer.
 _COMMON = set(LayerSpec.model_fields)
+REQUIRED = "(required)"  # the `default` of an argument a recipe must give (kept in --json)
 
 
 def _summary_line(cls: type) -> str:
-    doc = (cls.__doc__ or "").strip()
+    doc = inspect.cleandoc(cls.__doc__ or "")
     return doc.splitlines()[0] if doc else ""
 
 
@@ -89,7 +92,7 @@ def describe_layer(name: str) -> dict[str, Any]:
         if field_name == "type" or field_name in _COMMON:
             continue
         if field.default is PydanticUndefined and field.default_factory is None:
-            default: Any = "(required)"
+            default: Any = REQUIRED
         elif field.default_factory is not None:
             default = field.default_factory()
         else:
@@ -105,7 +108,7 @@ def describe_layer(name: str) -> dict[str, Any]:
                 "description": field.description or "",
             }
         )
-    doc = (cls.__doc__ or "").strip()
+    doc = inspect.cleandoc(cls.__doc__ or "")
     return {
         "type": canonical,
         "family": _family(cls),
@@ -137,18 +140,34 @@ def render_layers(catalog: list[dict[str, str]]) -> str:
     return buffer.getvalue()
 
 
+def yaml_spelling(value: Any) -> str:
+    """A default as a recipe would write it: `null`, `true`, `glorot_uniform`, `[1, 1]`."""
+    if value == REQUIRED:
+        return "required"
+    if isinstance(value, tuple):
+        value = list(value)
+    text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+    return text.removesuffix("\n...").removesuffix("...").strip()
+
+
 def render_layer(layer: dict[str, Any]) -> str:
+    """The heading, the layer's docstring, then its arguments as a table."""
     from rich.table import Table
 
-    table = Table(title=f"{layer['type']} ({layer['family']})", title_justify="left")
+    table = Table()
     for column in ("argument", "type", "default", "constraints", "description"):
         table.add_column(column)
     for arg in layer["arguments"]:
         table.add_row(
-            arg["name"], arg["type"], repr(arg["default"]), arg["constraints"], arg["description"]
+            arg["name"],
+            arg["type"],
+            yaml_spelling(arg["default"]),
+            arg["constraints"],
+            arg["description"],
         )
     buffer = io.StringIO()
     console = _console(buffer)
+    console.print(f"{layer['type']} ({layer['family']} layer)", highlight=False)
     if layer["doc"]:
         console.print(layer["doc"], highlight=False)
     console.print(table)

@@ -91,19 +91,21 @@ def _table_rows(text: str) -> dict[str, list[str]]:
 
 def test_layer_conv2d_shows_arguments_and_keras_defaults() -> None:
     text = ok("layers", "Conv2D").stdout
-    assert "Conv2D" in text.splitlines()[0] + text.splitlines()[1]
+    assert text.splitlines()[0] == "Conv2D (conv layer)"
+    assert text.splitlines()[1] == "A 2-D convolution over (height, width, channels)."
     rows = _table_rows(text)
-    # columns: argument, type, default, constraints, description
+    # columns: argument, type, default, constraints, description; defaults spelled as in YAML
     for argument in ("filters", "kernel_size", "strides", "padding", "use_bias", "activation"):
         assert argument in rows, argument
-    assert rows["padding"][2] == "'valid'"  # Keras' default padding
+    assert rows["padding"][2] == "valid"  # Keras' default padding
     assert rows["strides"][2] == "1"
     assert rows["dilation_rate"][2] == "1"
-    assert rows["use_bias"][2] == "True"
-    assert rows["kernel_initializer"][2] == "'glorot_uniform'"
-    assert rows["bias_initializer"][2] == "'zeros'"
-    assert "required" in rows["filters"][2]
-    assert "required" in rows["kernel_size"][2]
+    assert rows["use_bias"][2] == "true"
+    assert rows["activation"][2] == "null"
+    assert rows["kernel_initializer"][2] == "glorot_uniform"
+    assert rows["bias_initializer"][2] == "zeros"
+    assert rows["filters"][2] == "required"
+    assert rows["kernel_size"][2] == "required"
     # Arguments every layer takes are named once, below the table.
     assert "trainable" in text and "name" in text
 
@@ -289,3 +291,18 @@ def test_settle_memory_leaves_a_host_process_alone() -> None:
     before = gc.get_freeze_count()
     memory.settle_memory()
     assert gc.isenabled() and gc.get_freeze_count() == before
+
+
+def test_layer_docstrings_lose_their_code_indentation() -> None:
+    text = ok("layers", "Dense").stdout
+    assert "\nLike Keras, an input of rank > 1 is not flattened" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "spelled"),
+    [(None, "null"), (True, "true"), (0.99, "0.99"), ("same", "same"), ((2, 2), "[2, 2]")],
+)
+def test_defaults_are_spelled_as_a_recipe_writes_them(value, spelled) -> None:
+    from kcli.catalog import yaml_spelling
+
+    assert yaml_spelling(value) == spelled

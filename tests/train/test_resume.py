@@ -153,3 +153,34 @@ def test_an_error_in_a_later_callback_still_writes_the_epochs_checkpoints(
     (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
     saved = torch.load(run_dir / "checkpoints" / "e2.pt", weights_only=True)
     assert saved["epoch"] == 2
+
+
+def test_kill_9_loses_at_most_the_last_second_and_resume_finishes_identically(
+    write_recipe, tmp_path
+):
+    # A process killed outright cannot flush: last.pt may lag metrics.csv by up to a second of
+    # epochs (CheckpointSaver). --resume must drop the rows past the checkpoint and end exactly
+    # where an uninterrupted run does.
+    recipe = write_recipe(TINY_RECIPE.replace("epochs: 4", "epochs: 300"))
+    runs = tmp_path / "killed"
+    command = [sys.executable, "-m", "kcli", "train", str(recipe), "--runs-dir", str(runs), "-q"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline, metrics = time.time() + 120, None
+    while time.time() < deadline and process.poll() is None:
+        found = list(runs.glob("tiny/*/metrics.csv"))
+        if found and len(found[0].read_text().splitlines()) >= 60:
+            metrics = found[0]
+            break
+        time.sleep(0.02)
+    assert metrics is not None, process.communicate()
+    process.kill()
+    process.communicate(timeout=60)
+    run_dir = metrics.parent
+    rows_written = len(metrics.read_text().splitlines()) - 1
+    saved_epoch = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"]
+    assert 1 <= saved_epoch <= rows_written
+
+    result = run_cli("train", "--resume", str(run_dir), "-q")
+    assert result.exit_code == 0, result.output
+    full = run_cli("train", str(recipe), "--runs-dir", str(tmp_path / "full"), "-q", "--json")
+    assert_same_run(Path(json.loads(full.stdout)["run_dir"]), run_dir)

@@ -84,11 +84,12 @@ def _load_for_resume(run_dir: Path, overrides: list[str]) -> LoadedRecipe:
 
 @contextmanager
 def _stop_signals(trainer, distributed: bool):
-    """How Ctrl-C (and, distributed, the launcher's SIGTERM) stops training.
+    """How Ctrl-C and SIGTERM stop training.
 
-    One process: the first Ctrl-C asks the loop to stop after its step (it checkpoints where it
-    stands); a second one stops at once. Distributed: the launcher stops every rank within
-    moments, so each rank stops at once and the run resumes from its last epoch's checkpoint.
+    One process: the first Ctrl-C or SIGTERM (a CI job cancelled, a container stopped) asks the
+    loop to stop after its step (it checkpoints where it stands); a second one stops at once.
+    Distributed: the launcher stops every rank within moments, so each rank stops at once and
+    the run resumes from its last epoch's checkpoint.
     """
     from kcli.train.trainer import TrainingInterrupted
 
@@ -103,7 +104,7 @@ def _stop_signals(trainer, distributed: bool):
             "checkpoint is kept"
         )
 
-    handled = [signal.SIGINT, signal.SIGTERM] if distributed else [signal.SIGINT]
+    handled = [signal.SIGINT, signal.SIGTERM]
     handler = stop_now if distributed else ask_to_stop
     try:
         previous = {sig: signal.signal(sig, handler) for sig in handled}

@@ -56,7 +56,10 @@ SLOW_RECIPE = (
 )
 
 
-def test_ctrl_c_checkpoints_mid_run_and_resume_finishes_identically(write_recipe, tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_checkpoints_mid_run_and_resume_finishes_identically(
+    write_recipe, tmp_path, stop_signal
+):
     recipe = write_recipe(SLOW_RECIPE)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     runs = tmp_path / "interrupted"
@@ -73,7 +76,7 @@ def test_ctrl_c_checkpoints_mid_run_and_resume_finishes_identically(write_recipe
         time.sleep(0.05)
     assert metrics is not None, process.communicate()
     time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop_signal)  # SIGTERM (a cancelled CI job) is handled as Ctrl-C
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr.decode()
     run_dir = metrics.parent

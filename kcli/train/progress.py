@@ -33,6 +33,15 @@ def bar(done: int, total: int) -> str:
     return "━" * filled + " " * (BAR_WIDTH - filled) if filled < BAR_WIDTH else "━" * BAR_WIDTH
 
 
+def per_step_text(seconds: float) -> str:
+    """Time per step in Keras' units: `2s/step`, `3ms/step`, or `450us/step` under a millisecond."""
+    if seconds >= 1 or seconds == 0:
+        return f"{seconds:.0f}s/step"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.0f}ms/step"
+    return f"{seconds * 1e6:.0f}us/step"
+
+
 class Progress:
     """Prints training progress to `stream`; silent when `quiet`."""
 
@@ -47,6 +56,7 @@ class Progress:
         self._started = 0.0
         self._last_draw = 0.0
         self._steps: int | None = None
+        self._done_before = 0
 
     def _write(self, text: str) -> None:
         self.stream.write(text)
@@ -56,9 +66,11 @@ class Progress:
         if not self.quiet:
             self._write(("\n" if self.live and self._steps is not None else "") + text + "\n")
 
-    def start_epoch(self, epoch: int, steps: int | None) -> None:
+    def start_epoch(self, epoch: int, steps: int | None, done_before: int = 0) -> None:
+        """`done_before`: steps of this epoch run before a resume (not timed here)."""
         self._started = self._last_draw = time.perf_counter()
         self._steps = steps
+        self._done_before = done_before
         if self.live:
             self._write(f"Epoch {epoch + 1}/{self.epochs}\n")
 
@@ -74,8 +86,8 @@ class Progress:
 
     def _draw(self, done: int, elapsed: float, logs: dict[str, float], end: str = "") -> None:
         total = self._steps or done
-        per_step = elapsed / max(done, 1)
-        text = f"{done}/{total} {bar(done, total)} {elapsed:.0f}s {per_step * 1000:.0f}ms/step"
+        per_step = elapsed / max(done - self._done_before, 1)
+        text = f"{done}/{total} {bar(done, total)} {elapsed:.0f}s {per_step_text(per_step)}"
         if logs:
             text += " - " + format_logs(logs)
         self._write("\r" + text + "\x1b[K" + end)
@@ -88,9 +100,9 @@ class Progress:
         if self.live:
             self._draw(done, elapsed, shown, end="\n")
         else:
-            per_step = elapsed / max(done, 1)
+            per_step = elapsed / max(done - self._done_before, 1)
             self._write(
                 f"Epoch {epoch + 1}/{self.epochs} - {done} steps - {elapsed:.1f}s "
-                f"{per_step * 1000:.0f}ms/step - {format_logs(shown)}\n"
+                f"{per_step_text(per_step)} - {format_logs(shown)}\n"
             )
         self._steps = None

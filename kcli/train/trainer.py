@@ -220,7 +220,7 @@ class Trainer:
             for metric, state in zip(self.train_metrics, self._partial["metrics"], strict=True):
                 metric.load_state(state)
         steps = _length(self.train_batches)
-        self.progress.start_epoch(epoch, steps)
+        self.progress.start_epoch(epoch, steps, done_before=start)
         batches = (
             self.train_batches.epoch(epoch, start) if start else self.train_batches.epoch(epoch)
         )

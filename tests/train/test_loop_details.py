@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from kcli.train.progress import Progress, bar, format_logs, format_value
+from kcli.train.progress import Progress, bar, format_logs, format_value, per_step_text
 from tests.train.conftest import TINY_RECIPE
 
 FROZEN_RECIPE = TINY_RECIPE.replace(
@@ -112,6 +112,18 @@ def test_plain_output_prints_one_line_per_epoch():
     assert line.startswith("Epoch 1/3 - 10 steps") and line.endswith("loss: 0.5000")
 
 
+def test_time_per_step_after_a_mid_epoch_resume_counts_only_the_steps_run_now(monkeypatch):
+    # 30 of 40 steps ran before the interruption; the resumed process runs 10 in 0.02 s:
+    # 2 ms per step, not 0.02 s / 40 = 500 us.
+    clock = iter([100.0, 100.02])
+    monkeypatch.setattr("kcli.train.progress.time.perf_counter", lambda: next(clock))
+    stream = io.StringIO()
+    progress = Progress(epochs=2, stream=stream)
+    progress.start_epoch(1, 40, done_before=30)
+    progress.end_epoch(1, 40, {"loss": 0.5})
+    assert " 2ms/step " in stream.getvalue()
+
+
 def test_live_bar_reads_the_running_logs_only_when_it_redraws():
     calls = []
     progress = Progress(epochs=1, stream=_Terminal(), refresh_hz=1e-3)  # one redraw per 1000 s
@@ -202,3 +214,16 @@ def test_torch_compile_trains_recurrent_and_conv_models_in_one_process(write_rec
         assert result.exit_code == 0, result.output
         record = json.loads((Path(document["run_dir"]) / "run.json").read_text())
         assert record["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (2.4, "2s/step"),  # a second or more: seconds
+        (0.0031, "3ms/step"),  # from a millisecond: milliseconds
+        (0.00045, "450us/step"),  # under a millisecond: microseconds, as Keras (not "0ms")
+        (0.0, "0s/step"),  # no time measured yet: Keras shows 0s
+    ],
+)
+def test_time_per_step_uses_keras_units(seconds, text):
+    assert per_step_text(seconds) == text

@@ -24,7 +24,8 @@ lint: install
 	$(BIN)/ruff format --check kcli tests bench
 
 bench: install
-	$(BIN)/python bench/train_speed.py
+	$(BIN)/pip install -q -e ".[bench]"
+	KERAS_BACKEND=torch $(BIN)/python bench/train_speed.py
 
 clean:
 	rm -rf $(VENV) runs/*/

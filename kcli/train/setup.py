@@ -28,24 +28,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     # cuBLAS needs this workspace setting to be deterministic; harmless elsewhere.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    _use_deterministic_algorithms()
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-
-
-def _use_deterministic_algorithms() -> None:
-    """torch.use_deterministic_algorithms(True, warn_only=True) without its cost at start-up.
-
-    The public function also sets torch._inductor.config.deterministic, and importing that
-    config imports torch._dynamo and _inductor: 0.8 s, a sixth of a small run's whole time.
-    Only torch.compile reads that setting, so the flag is set on its own here and the inductor
-    setting where the model is compiled (Stepper.compile).
-    """
-    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if set_flag is None:  # a torch without the private setter: pay for the public one
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        set_flag(True, warn_only=True)
 
 
 def pick_device(requested: str) -> torch.device:

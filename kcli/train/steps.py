@@ -85,10 +85,6 @@ class Stepper:
 
     def compile(self) -> None:
         """Use torch.compile for the forward pass (fit.compile: true)."""
-        import torch._inductor.config as inductor_config
-
-        # What torch.use_deterministic_algorithms(True) sets for inductor (see seed_everything).
-        inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
         self._use(torch.compile(self.runner, dynamic=False))
 
     def distribute(self, device_ids: list[int] | None) -> None:

@@ -150,24 +150,6 @@ def test_torch_compile_trains(write_recipe, train):
     assert record["status"] == "completed"
 
 
-def test_seeding_turns_on_deterministic_kernels_without_importing_inductor():
-    # torch.use_deterministic_algorithms imports torch._inductor (0.8 s); kcli sets the same
-    # flag without it, and sets inductor's own flag only when it compiles.
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, torch\n"
-        "from kcli.train.setup import seed_everything\n"
-        "seed_everything(1)\n"
-        "print(torch.are_deterministic_algorithms_enabled(),\n"
-        "      torch.is_deterministic_algorithms_warn_only_enabled(),\n"
-        "      'torch._inductor.config' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "True", "False"]
-
-
 COMPILED_RNN = """\
 name: rnn
 seed: 5

@@ -117,10 +117,7 @@ class Stepper:
         """(total loss with penalties, the penalty part or None, the outputs: activated unless
         `activate_outputs` is False, then logits)."""
         with self._autocast():
-            if activate_outputs:
-                outputs, pres, activity = self.forward_train(x)
-            else:
-                outputs, pres, activity = self.forward_train(x, activate_outputs=False)
+            outputs, pres, activity = self.forward_train(x, activate_outputs=activate_outputs)
         head = pres[0] if self.objective.uses_logits else outputs[0]
         per_sample = self.objective.loss_fn(head.float(), y)
         n = per_sample.shape[0]

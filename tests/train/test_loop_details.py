@@ -68,6 +68,13 @@ def test_order_only_metrics_skip_the_softmax_and_others_keep_it(tmp_path):
 
     step, metrics = stepper(["sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy"])
     assert step._metrics_read_logits(metrics)
+    # ... and the training pass then really leaves the softmax out: its output is the logits.
+    x, y = torch.randn(5, 6), torch.tensor([0, 1, 2, 0, 1])
+    step.model.eval()  # no dropout: both passes see the same network
+    _, _, output = step._losses(x, y, None, activate_outputs=False)
+    outputs, pres, _ = step.model.forward_train(x)
+    assert torch.equal(output, pres[0]) and not torch.allclose(output, outputs[0])
+    assert torch.allclose(outputs[0], torch.softmax(pres[0], dim=-1))
     step, metrics = stepper(["sparse_categorical_accuracy", "mean_squared_error"])
     assert not step._metrics_read_logits(metrics)  # mse reads the probabilities
     step, metrics = stepper(["sparse_categorical_accuracy"], regularized=True)

@@ -65,7 +65,7 @@ class KcliRunner:
         """A fresh Trainer (new model, new run folder) exactly as `kcli train` assembles it."""
         from kcli import runs
         from kcli.recipe.load import load_recipe
-        from kcli.train.build import make_trainer
+        from kcli.train.assemble import make_trainer
         from kcli.train.session import TrainOptions
         from kcli.train.setup import prepare
 
@@ -77,7 +77,7 @@ class KcliRunner:
         return make_trainer(prepared, run_dir, options, log.append, log.sync)
 
     def train(self, epochs: int) -> list[float]:
-        from kcli.train.callbacks import Callback
+        from kcli.fit.callbacks import Callback
 
         trainer = self.make_trainer(epochs)
         clock = EpochClock()

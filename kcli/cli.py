@@ -127,16 +127,16 @@ def train(
     as_json: JsonFlag = False,
 ) -> None:
     """Validate, build, train, test and write a run folder; exit 1 if an expect gate fails."""
+    from kcli.fit.trainer import TrainingInterrupted
     from kcli.train.session import TrainOptions
     from kcli.train.session import train as train_run
-    from kcli.train.trainer import TrainingInterrupted
 
     if resume is not None and recipe is not None and "=" in recipe:
         overrides = [recipe, *(overrides or [])]  # `--resume RUN fit.epochs=8`
         recipe = None
     if nproc_per_node > 1 or nnodes > 1:
         from kcli.recipe.load import check_recipe
-        from kcli.train.distributed import launch, strip_launcher_options
+        from kcli.train.launch import launch, strip_launcher_options
 
         if recipe is not None:
             check_recipe(recipe, overrides or [])  # bad input: exit 2 before any process starts
@@ -145,7 +145,7 @@ def train(
     options = TrainOptions(
         runs_dir=runs_dir, device=device, quiet=quiet, json=as_json, resume=resume
     )
-    from kcli.train.distributed import finish_worker, is_worker_of_other_rank, report_exit_code
+    from kcli.fit.distributed import finish_worker, is_worker_of_other_rank, report_exit_code
 
     try:
         result = train_run(recipe, overrides or [], options)
@@ -166,7 +166,7 @@ def train(
         if as_json:
             print_json(result.to_json())
         elif not quiet:
-            from kcli.train.progress import format_logs
+            from kcli.fit.progress import format_logs
 
             test = {k[5:]: v for k, v in result.metrics.items() if k.startswith("test_")}
             if test:
@@ -187,13 +187,13 @@ def summarize(
     as_json: JsonFlag = False,
 ) -> None:
     """The model as Keras' model.summary() shows it."""
-    from kcli.modelling import summarize_recipe
+    from kcli.use.summarize import summarize_recipe
 
     summary = summarize_recipe(target, overrides or [], runs_dir)
     if as_json:
         print_json(summary.to_json())
     else:
-        from kcli.summary import render_summary
+        from kcli.model.summary import render_summary
 
         print(render_summary(summary), end="")
 
@@ -205,7 +205,7 @@ def layers(
     as_json: JsonFlag = False,
 ) -> None:
     """The layer catalog, or one layer's arguments with their types and defaults."""
-    from kcli.catalog import describe_layer, list_layers, render_layer, render_layers
+    from kcli.recipe.catalog import describe_layer, list_layers, render_layer, render_layers
 
     if name is None:
         catalog = list_layers()
@@ -259,7 +259,7 @@ def eval_(
     as_json: JsonFlag = False,
 ) -> None:
     """Metrics of a trained run on its test split (or another split, or other data)."""
-    from kcli.evaluate import evaluate_run, render_evaluation
+    from kcli.use.evaluate import evaluate_run, render_evaluation
 
     evaluation = evaluate_run(
         run, runs_dir, split=split, data=data, checkpoint=checkpoint, device=device
@@ -290,7 +290,7 @@ def predict(
     as_json: JsonFlag = False,
 ) -> None:
     """Predictions of a trained run for new inputs, written as .npy (or .csv)."""
-    from kcli.predict import predict_run
+    from kcli.use.predict import predict_run
 
     done = predict_run(
         run,
@@ -324,7 +324,7 @@ def export(
     as_json: JsonFlag = False,
 ) -> None:
     """A deployable artifact, checked against the run's own predictions before it is written."""
-    from kcli.export import export_run
+    from kcli.use.export import export_run
 
     done = export_run(run, runs_dir, fmt, output, checkpoint)
     if as_json:
@@ -372,7 +372,7 @@ def runs(
     as_json: JsonFlag = False,
 ) -> None:
     """A table of runs, newest first; or two runs compared."""
-    from kcli.runlist import compare_runs, render_comparison, render_runs, run_rows
+    from kcli.use.run_table import compare_runs, render_comparison, render_runs, run_rows
 
     where = folder or runs_dir
     if compare is not None:

@@ -19,8 +19,8 @@ def build_and_check_layer(
     """
     import torch
 
-    from kcli.layers import layer_registry
-    from kcli.nn.counting import count_weights
+    from kcli.model.layers import layer_registry
+    from kcli.model.nn.counting import count_weights
 
     layer = layer_registry.get(spec["type"]).model_validate(spec)
     shapes = [tuple(s) for s in input_shapes]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kcli.data.sources import RawData
+from kcli.data.raw import RawData
 from kcli.data.spec import SourceSpec
 from kcli.errors import KcliError, Loc
 

@@ -1,4 +1,4 @@
-"""`load_data`: a DataSpec in, train / validation / test splits out, preprocessed and described.
+"""Splitting and fitting: raw data in, train / validation / test splits out, preprocessed.
 
 Splits by fraction are random and seeded, and stratified for class targets: each class is
 shuffled and cut in the same proportions, so every split keeps the class balance (Keras instead
@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kcli.data.preprocess import SINGLE_INPUT, Preprocessing
-from kcli.data.sources import RawData, StreamSource, n_samples, read_source
+from kcli.data.raw import RawData, StreamSource, n_samples
 from kcli.data.spec import DataSpec
 from kcli.data.targets import (
     TargetInfo,
@@ -201,54 +200,6 @@ def _target_loc(raw: RawData) -> Loc:
     if raw.columns is not None:
         return (*raw.loc, "target")
     return (*raw.loc, "y") if raw.where.endswith((".npz", ".npy")) else (*raw.loc, "source")
-
-
-def _read_extra(spec: DataSpec, base_dir: Path, seed: int) -> dict[str, Any]:
-    extra = {}
-    for name in ("validation", "test"):
-        nested = getattr(spec, name)
-        if nested is not None:
-            found = read_source(nested, base_dir, seed, ("data", name))
-            if isinstance(found, dict):
-                raise KcliError(
-                    f"{nested.source} returns a dict of splits; a {name}: source must give (x, y)",
-                    loc=("data", name, "source"),
-                )
-            extra[name] = found
-    return extra
-
-
-def load_data(spec: DataSpec, base_dir: Path, seed: int) -> Splits:
-    """Read, split, fit preprocessing on train, transform every split, describe the target.
-
-    Relative paths resolve against `base_dir` (the recipe's folder), which is also put on the
-    import path of a `python:` source: such a recipe runs the user's code.
-    """
-    base_dir = Path(base_dir)
-    main = read_source(spec.source_spec(), base_dir, seed, ("data",))
-    extra = _read_extra(spec, base_dir, seed)
-    if isinstance(main, StreamSource):
-        from kcli.data.streams import load_stream
-
-        return load_stream(spec, main, extra)
-    parts: dict[str, Any] = dict(main) if isinstance(main, dict) else {"train": main}
-    for name in ("validation", "test"):
-        if name in parts and (getattr(spec, name) is not None or getattr(spec, f"{name}_split")):
-            raise KcliError(
-                f"{spec.source} already returns a {name} split; remove {name}: / {name}_split",
-                loc=("data", name if getattr(spec, name) is not None else f"{name}_split"),
-            )
-        if name in extra:
-            parts[name] = extra[name]
-    train: RawData = parts["train"]
-    fractions = {"validation": spec.validation_split, "test": spec.test_split}
-    if any(fractions.values()):
-        indices = split_indices(len(train), fractions, strata(train.y), seed)
-        for name, index in indices.items():
-            parts[name] = train.take(index)
-            if name != "train":
-                parts[name].where = f"{train.where} ({name} split)"
-    return fit_and_transform(spec, parts)
 
 
 def fit_and_transform(spec: DataSpec, parts: dict[str, Any]) -> Splits:

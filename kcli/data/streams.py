@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from kcli.data.sources import RawData, StreamSource, check_lengths
+from kcli.data.raw import RawData, StreamSource, check_lengths
 from kcli.data.spec import DataSpec
 from kcli.data.splits import FIT_BATCHES, Splits, StreamSplit, fit_and_transform, unpack_batch
 from kcli.errors import KcliError

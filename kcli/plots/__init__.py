@@ -1,4 +1,7 @@
-"""The run's curves as PNG files, written at the end of training and by `kcli plot RUN`.
+"""The `plots` stage: a run folder -> its curves and weight histograms as PNG files.
+
+Written by `kcli train` before it marks a run completed (so this stage sits before train/), and
+again by `kcli plot RUN`. Entry point: `write_plots(run_dir)`.
 
 `write_plots(run_dir)` reads `metrics.csv` and the checkpoints of a run folder and writes, under
 `run_dir/plots/`:

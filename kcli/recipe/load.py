@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
@@ -21,6 +21,9 @@ from pydantic import ValidationError
 from kcli.errors import KcliError, Loc, Problem, did_you_mean
 from kcli.recipe.overrides import apply_overrides
 from kcli.recipe.source import SourceMap, desugar, parse_yaml
+
+if TYPE_CHECKING:
+    from kcli.model.build import BuiltModel
 
 
 @dataclass
@@ -52,6 +55,15 @@ class LoadedRecipe:
 
     def recipe_hash(self) -> str:
         return hashlib.sha256(self.resolved_yaml().encode()).hexdigest()
+
+    def build_model(self) -> BuiltModel:
+        """The recipe's model, planned and built from its seed; errors point into the file."""
+        from kcli.model.build import build_model_from_spec
+
+        try:
+            return build_model_from_spec(self.recipe.model, self.recipe.seed)
+        except KcliError as error:
+            raise locate(error, self) from None
 
 
 def read_recipe_text(path: Path) -> str:
@@ -138,7 +150,7 @@ def _without(data: Any, keys: list[tuple[Loc, str]]) -> Any:
 
 def check_recipe(path: str | Path, overrides: list[str] | None = None) -> LoadedRecipe:
     """load_recipe, then the graph's checks (wiring, cycles, shapes), still without torch."""
-    from kcli.graph import plan_graph
+    from kcli.model.graph import plan_graph
 
     loaded = load_recipe(path, overrides)
     try:

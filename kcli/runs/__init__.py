@@ -1,15 +1,19 @@
-"""The run folder: create it, write its files atomically, record its status, find runs again.
+"""The `runs` stage: the run folder. Create it, record its status, find and list runs again.
+
+Takes a runs folder and a recipe name, gives run folders and their records. Entry points:
+`create_run_dir` (training) and `resolve_run` (every command that takes RUN).
 
 Layout (CLI.md): `runs/<name>/<YYYYmmdd-HHMMSS>-<6 hex>/` with run.json (a `RunRecord`),
 metrics.csv (one row per epoch, `MetricsLog`), recipe.yaml, checkpoints/, eval.json ...
 A RUN argument is a run folder or a recipe name; a name means that recipe's newest run
 (`resolve_run`). No torch here: `kcli runs` lists runs without loading it.
 
-The modules: `folder` (file names, creating the folder, atomic writes), `record` (run.json),
+The modules: `folder` (file names, creating the folder), `record` (run.json),
 `metrics_csv` (metrics.csv), `lookup` (resolving a RUN argument), `listing` (`kcli runs` rows).
 Every public name is re-exported here, so callers keep using `kcli.runs.<name>`.
 """
 
+from kcli.files import regular_file_mode, write_json_atomic, write_text_atomic
 from kcli.runs.folder import (
     EVAL_FILE,
     LAST_CHECKPOINT,
@@ -18,9 +22,6 @@ from kcli.runs.folder import (
     RUN_ID,
     create_run_dir,
     now_iso,
-    regular_file_mode,
-    write_json_atomic,
-    write_text_atomic,
 )
 from kcli.runs.listing import RunSummary, list_runs, summarize_run
 from kcli.runs.lookup import resolve_run

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kcli.runs.folder import write_text_atomic
+from kcli.files import write_text_atomic
 
 
 def order_columns(keys: list[str]) -> list[str]:

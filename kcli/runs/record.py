@@ -15,7 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kcli.errors import KcliError
-from kcli.runs.folder import RUN_FILE, now_iso, write_json_atomic
+from kcli.files import write_json_atomic
+from kcli.runs.folder import RUN_FILE, now_iso
 
 Status = Literal["running", "completed", "failed", "interrupted"]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from kcli.errors import KcliError, Problem
+from kcli.fit.trainer import TrainingInterrupted
 from kcli.recipe.load import LoadedRecipe, load_recipe
 from kcli.recipe.schema import gate_holds, parse_gate
-from kcli.train.trainer import TrainingInterrupted
 
 
 @dataclass
@@ -91,7 +91,7 @@ def _stop_signals(trainer, distributed: bool):
     Distributed: the launcher stops every rank within moments, so each rank stops at once and
     the run resumes from its last epoch's checkpoint.
     """
-    from kcli.train.trainer import TrainingInterrupted
+    from kcli.fit.trainer import TrainingInterrupted
 
     def ask_to_stop(signum, frame):
         if trainer.interrupt_requested:
@@ -122,9 +122,9 @@ def _run(
     loaded: LoadedRecipe, options: TrainOptions, resume_dir: Path | None, base_dir: Path | None
 ) -> TrainResult:
     from kcli import runs
+    from kcli.fit.checkpoint import load_checkpoint
     from kcli.memory import settle_memory
-    from kcli.train.build import make_trainer
-    from kcli.train.checkpoint import load_checkpoint
+    from kcli.train.assemble import make_trainer
     from kcli.train.setup import prepare
 
     prepared = prepare(loaded, options.device, base_dir)
@@ -138,7 +138,7 @@ def _run(
         if main:
             _write_run_files(run_dir, loaded, prepared, options)
         if context is not None:
-            from kcli.train.distributed import broadcast_object
+            from kcli.fit.distributed import broadcast_object
 
             run_dir = Path(broadcast_object(str(run_dir) if main else None))
     else:
@@ -168,7 +168,7 @@ def _run(
     if main:
         runs.set_status(run_dir, "running")
         if context is not None:
-            from kcli.train.distributed import announce_run_dir
+            from kcli.fit.distributed import announce_run_dir
 
             announce_run_dir(run_dir)
             world, batch = context.world_size, recipe.fit.batch_size
@@ -194,7 +194,7 @@ def _run(
         status_of(run_dir, "failed", f"{type(error).__name__}: {error}", trainer.epochs_done)
         raise
     if context is not None:
-        from kcli.train.distributed import leave_process_group
+        from kcli.fit.distributed import leave_process_group
 
         leave_process_group()
     return TrainResult(run_dir, "completed", final, failed)
@@ -243,7 +243,7 @@ def _checkpoint_of_final_weights(model, run_dir: Path) -> str:
     """
     import torch
 
-    from kcli.train.checkpoint import load_checkpoint, save_checkpoint
+    from kcli.fit.checkpoint import load_checkpoint, save_checkpoint
 
     current = model.state_dict()
     for name in ("best", "last"):
@@ -269,7 +269,7 @@ def _record_status(run_dir: Path, status: str, message: str, epochs_done: int) -
 
 
 def _scratch_dir() -> Path:
-    from kcli.train.distributed import scratch_run_dir
+    from kcli.fit.distributed import scratch_run_dir
 
     return scratch_run_dir()
 
@@ -278,7 +278,7 @@ def _replica_check(trainer, context) -> dict[str, Any] | None:
     """DDP's invariant, checked: every rank ends with bit-identical weights."""
     if context is None:
         return None
-    from kcli.train.distributed import gather_objects, weights_digest
+    from kcli.fit.distributed import gather_objects, weights_digest
 
     digests = gather_objects(weights_digest(trainer.model))
     return {
@@ -315,7 +315,7 @@ def _write_run_files(run_dir: Path, loaded: LoadedRecipe, prepared, options: Tra
     import torch
 
     from kcli import __version__, runs
-    from kcli.summary import render_summary, summarize_model
+    from kcli.model.summary import render_summary, summarize_model
 
     runs.write_text_atomic(run_dir / "recipe.yaml", loaded.resolved_yaml())
     record = runs.new_run_record(

@@ -15,10 +15,9 @@ import numpy as np
 import torch
 
 from kcli.errors import KcliError, Problem, did_you_mean
-from kcli.graph import GraphPlan
-from kcli.modelling import build_from_recipe
+from kcli.fit.steps import Objective
+from kcli.model.graph import GraphPlan
 from kcli.recipe.load import LoadedRecipe, locate
-from kcli.train.steps import Objective
 
 
 def seed_everything(seed: int) -> None:
@@ -70,13 +69,13 @@ class Prepared:
     y_dtype: torch.dtype
     device: torch.device
     train_weights: np.ndarray | None  # per-sample weights (class_weight x sample_weight)
-    dist: Any = None  # kcli.train.distributed.DistContext when several processes train
+    dist: Any = None  # kcli.fit.distributed.DistContext when several processes train
 
 
 def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> Prepared:
     """Load data, build the model, choose the loss form and check they all fit together."""
     from kcli.data import load_data
-    from kcli.train.distributed import join_process_group, local_device
+    from kcli.fit.distributed import join_process_group, local_device
 
     recipe = loaded.recipe
     seed_everything(recipe.seed)
@@ -89,7 +88,7 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
         splits = load_data(recipe.data, base_dir or loaded.base_dir, recipe.seed)
     except KcliError as error:
         raise locate(error, loaded) from None
-    built = build_from_recipe(loaded)
+    built = loaded.build_model()
     plan = built.plan
     try:
         _check_inputs(plan, splits.input_shapes)
@@ -105,7 +104,7 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
         raise locate(error, loaded) from None
     model = built.model.to(device)
     if recipe.fit.sync_batchnorm and context is not None:
-        from kcli.nn.normalization import enable_sync_batchnorm
+        from kcli.model.nn.normalization import enable_sync_batchnorm
 
         enable_sync_batchnorm(model)
     return Prepared(

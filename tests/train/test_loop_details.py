@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from kcli.train.progress import Progress, bar, format_logs, format_value, per_step_text
+from kcli.fit.progress import Progress, bar, format_logs, format_value, per_step_text
 from tests.train.conftest import TINY_RECIPE
 
 FROZEN_RECIPE = TINY_RECIPE.replace(
@@ -49,11 +49,11 @@ def test_logged_loss_is_the_sample_mean_plus_the_l2_penalty(write_recipe, train)
 
 
 def test_order_only_metrics_skip_the_softmax_and_others_keep_it(tmp_path):
-    from kcli.graph import plan_graph
-    from kcli.metrics import metric_registry
-    from kcli.nn.model import build_model
+    from kcli.compile.metrics import metric_registry
+    from kcli.fit.steps import Objective, Stepper
+    from kcli.model.graph import plan_graph
+    from kcli.model.nn.model import build_model
     from kcli.recipe.load import load_recipe
-    from kcli.train.steps import Objective, Stepper
 
     def stepper(metric_names, regularized=False):
         extra = ", activity_regularizer: {l2: 0.01}" if regularized else ""
@@ -123,7 +123,7 @@ def test_time_per_step_after_a_mid_epoch_resume_counts_only_the_steps_run_now(mo
     # 30 of 40 steps ran before the interruption; the resumed process runs 10 in 0.02 s:
     # 2 ms per step, not 0.02 s / 40 = 500 us.
     clock = iter([100.0, 100.02])
-    monkeypatch.setattr("kcli.train.progress.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr("kcli.fit.progress.time.perf_counter", lambda: next(clock))
     stream = io.StringIO()
     progress = Progress(epochs=2, stream=stream)
     progress.start_epoch(1, 40, done_before=30)

@@ -100,8 +100,8 @@ def test_a_crash_loses_no_epoch_even_when_writes_were_deferred(
 ):
     """Checkpoint files are written at most once a second (CheckpointSaver); a crash must
     still leave last.pt at the last finished epoch, and --resume must finish identically."""
-    from kcli.train import checkpoint
-    from kcli.train.steps import Stepper
+    from kcli.fit import checkpoint
+    from kcli.fit.steps import Stepper
 
     recipe = write_recipe()
     _, full = train(recipe, runs=tmp_path / "a")
@@ -134,8 +134,8 @@ def test_an_error_in_a_later_callback_still_writes_the_epochs_checkpoints(
 ):
     # A ModelCheckpoint saved this epoch's state, then a later callback failed: the saved
     # state (the weights at this epoch's end) must reach the disk, deferred or not.
-    from kcli.train import checkpoint
-    from kcli.train.callbacks import TerminateOnNaNCallback
+    from kcli.fit import checkpoint
+    from kcli.fit.callbacks import TerminateOnNaNCallback
 
     monkeypatch.setattr(checkpoint, "WRITE_INTERVAL_S", 3600.0)
 

@@ -1,0 +1,57 @@
+"""The `fit:` section (Keras' model.fit arguments, and how to run them). Torch-free."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from kcli.fit.callbacks import CallbackRef
+from kcli.registry import Spec
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class FitSpec(Spec):
+    """Keras' model.fit arguments, and how to run them (device, precision, compile)."""
+
+    epochs: int = Field(1, ge=1, description="Epochs to train (Keras' default: 1).")
+    batch_size: int = Field(32, ge=1, description="Samples per step, per process.")
+    validation_batch_size: int | None = Field(
+        None, ge=1, description="Batch size for validation and test; default: 4 x batch_size."
+    )
+    shuffle: bool = Field(True, description="Shuffle the training data every epoch (seeded).")
+    class_weight: Literal["balanced"] | dict[int, float] | None = Field(
+        None, description="`balanced` (n / (k * count)) or class index -> weight."
+    )
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = Field(
+        "32", description='"32", bf16-mixed or 16-mixed (torch.autocast; fp16 with a grad scaler).'
+    )
+    compile: bool = Field(False, description="torch.compile the model.")
+    sync_batchnorm: bool = Field(
+        False, description="Distributed: synchronise BatchNormalization statistics across ranks."
+    )
+    callbacks: list[CallbackRef] = Field(default_factory=list, description="Keras' callbacks.")
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps (got '{value}')")
+        return value
+
+    @field_validator("class_weight")
+    @classmethod
+    def _weights(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for label, weight in value.items():
+                if label < 0 or weight < 0:
+                    raise ValueError(f"class weights must be >= 0 for labels >= 0 (got {value})")
+        return value

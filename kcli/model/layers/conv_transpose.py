@@ -1,0 +1,113 @@
+"""Transposed convolutions (the adjoint of a convolution: upsampling by `strides`)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from kcli.model.layers.base import Shape
+from kcli.model.layers.conv import _FilterConv
+from kcli.model.layers.spatial import NonNegativeInt, as_tuple, check_rank
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class Conv2DTranspose(_FilterConv):
+    """A transposed 2-D convolution (the adjoint of Conv2D): upsamples by `strides`.
+
+    Output size per axis (Keras): without output_padding, valid n*s + max(k' - s, 0) and same
+    n*s; with it, (n-1)*s + k' - 2*pad + output_padding, pad = k'//2 for same, 0 for valid
+    (k' = (k-1)*d + 1). "same" without output_padding crops the full output as TensorFlow does
+    (the adjoint of a TF-padded conv: the odd pixel is cropped at the bottom/right); Keras'
+    torch backend crops it at the top/left instead, so k=3, s=2 outputs differ by a shift there.
+    """
+
+    type: Literal["Conv2DTranspose"] = "Conv2DTranspose"
+    aliases: ClassVar[tuple[str, ...]] = ("Convolution2DTranspose",)
+
+    output_padding: NonNegativeInt | list[NonNegativeInt] | None = Field(
+        None, description="Extra rows/columns at the bottom/right; each < its stride."
+    )
+
+    @model_validator(mode="after")
+    def _strides_or_dilation(self):
+        # Overrides the forward convs' rule: torch's transposed conv takes both at once.
+        return self
+
+    @model_validator(mode="after")
+    def _padding_below_stride(self):
+        if self.output_padding is not None:
+            check_rank("output_padding", self.output_padding, self.rank)
+            for extra, stride in zip(self.output_padding_tuple(), self.stride_tuple(), strict=True):
+                if extra >= stride:
+                    raise ValueError(
+                        f"output_padding must be smaller than strides, got "
+                        f"output_padding={self.output_padding} and strides={self.strides}"
+                    )
+        return self
+
+    def output_padding_tuple(self) -> tuple[int, ...] | None:
+        if self.output_padding is None:
+            return None
+        return as_tuple(self.output_padding, self.rank)
+
+    def _crops(self) -> tuple[tuple[int, int], ...]:
+        """Per axis: (before, after) pixels cut from the full transposed output (< 0: added)."""
+        extras = self.output_padding_tuple() or (None,) * self.rank
+        crops = []
+        for k, s, d, extra in zip(
+            self.kernel_tuple(), self.stride_tuple(), self.dilation_tuple(), extras, strict=True
+        ):
+            span = (k - 1) * d + 1
+            if extra is None:
+                # TF: the adjoint of a "same" conv from n*s to n crops half of max(k'-s, 0),
+                # the odd pixel at the end; "valid" keeps n*s + max(k'-s, 0) from the start.
+                before = max(span - s, 0) // 2 if self.padding == "same" else 0
+                length_minus_n_s = 0 if self.padding == "same" else max(span - s, 0)
+            else:
+                before = span // 2 if self.padding == "same" else 0
+                length_minus_n_s = span - s - 2 * before + extra
+            # Full length is (n-1)*s + span; what is left after the kept window is cut after.
+            crops.append((before, span - s - before - length_minus_n_s))
+        return tuple(crops)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        self.input_channels(shape)
+        sizes = []
+        for n, (before, after), s, k, d in zip(
+            shape[:-1],
+            self._crops(),
+            self.stride_tuple(),
+            self.kernel_tuple(),
+            self.dilation_tuple(),
+            strict=True,
+        ):
+            sizes.append(None if n is None else (n - 1) * s + (k - 1) * d + 1 - before - after)
+        return (*sizes, self.filters)
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.conv import Conv2DTransposeModule
+
+        (shape,) = input_shapes
+        channels = shape[-1]
+        kernel = self.kernel_tuple()
+        module = Conv2DTransposeModule(
+            channels,
+            self.filters,
+            kernel,
+            self.stride_tuple(),
+            self.dilation_tuple(),
+            self.use_bias,
+            self._crops(),
+        )
+        field = math.prod(kernel)  # Keras kernel (kh, kw, F, C): fan_in counts the filters
+        self.kernel_initializer.fill_(
+            module.kernel, fan_in=field * self.filters, fan_out=field * channels
+        )
+        if module.bias is not None:
+            self.bias_initializer.fill_(module.bias, fan_in=self.filters, fan_out=self.filters)
+        return module

@@ -1,0 +1,45 @@
+"""Core layers: Dense (the worked example every other layer follows)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from kcli.model.initializers import InitializerRef
+from kcli.model.layers.base import ActivatedLayer, Shape, require_known, require_rank
+from kcli.model.regularizers import RegularizerRef
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class Dense(ActivatedLayer):
+    """A fully connected layer on the last axis: `activation(x @ kernel + bias)`.
+
+    Like Keras, an input of rank > 1 is not flattened: the kernel applies to the last axis.
+    """
+
+    type: Literal["Dense"] = "Dense"
+    units: int = Field(gt=0, description="Output size.")
+    use_bias: bool = True
+    kernel_initializer: InitializerRef = "glorot_uniform"
+    bias_initializer: InitializerRef = "zeros"
+    kernel_regularizer: RegularizerRef | None = None
+    bias_regularizer: RegularizerRef | None = None
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        require_rank("Dense", shape, (1, None), "features on the last axis")
+        require_known("Dense", shape, -1, "last axis")
+        return (*shape[:-1], self.units)
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.core import DenseModule
+
+        in_features = input_shapes[0][-1]
+        module = DenseModule(in_features, self.units, self.use_bias)
+        self.kernel_initializer.fill_(module.kernel, fan_in=in_features, fan_out=self.units)
+        if module.bias is not None:
+            self.bias_initializer.fill_(module.bias, fan_in=in_features, fan_out=self.units)
+        return module

@@ -1,0 +1,172 @@
+"""Normalization layers: BatchNormalization and LayerNormalization, with Keras' defaults.
+
+Keras' defaults differ from torch's: momentum 0.99 (torch's 0.01 weighs the other term),
+epsilon 1e-3 (torch 1e-5), and the moving variance moves with the biased batch variance.
+Axes are counted as Keras counts them, batch axis included: -1 (the default) is the channels of
+a channels-last tensor, 1 is the first axis after the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from kcli.errors import ShapeError
+from kcli.model.initializers import InitializerRef
+from kcli.model.layers.base import LayerSpec, Shape, format_shape
+from kcli.model.regularizers import RegularizerRef, RegularizerSpec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def resolve_axis(layer: str, axis: int, shape: Shape) -> int:
+    """A Keras axis (batch axis included, negatives from the end) as a positive index >= 1."""
+    rank = len(shape) + 1
+    if not -rank <= axis < rank or axis % rank == 0:
+        raise ShapeError(
+            f"{layer} axis {axis} is not a feature axis of input shape {format_shape(shape)} "
+            f"(allowed: 1..{rank - 1} or -{rank - 1}..-1; 0 is the batch axis)"
+        )
+    return axis % rank
+
+
+def param_fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight of this shape, as Keras computes them for initializers."""
+    if len(shape) < 2:
+        size = shape[0] if shape else 1
+        return size, size
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def _weight_regularizers(spec: LayerSpec) -> dict[str, RegularizerSpec]:
+    found = {"gamma": spec.gamma_regularizer, "beta": spec.beta_regularizer}
+    return {name: reg for name, reg in found.items() if reg is not None}
+
+
+class BatchNormalization(LayerSpec):
+    """Normalizes each feature with the batch's statistics in training, moving ones otherwise.
+
+    Training: `y = gamma * (x - mean) / sqrt(var + epsilon) + beta` with the batch mean and
+    biased variance over every axis but `axis`, and `moving = moving * momentum + batch *
+    (1 - momentum)`. Inference, or `trainable: false` (as in Keras): the moving statistics.
+    Weights: gamma and beta trainable, moving mean and variance non-trainable (4*C in all).
+    """
+
+    type: Literal["BatchNormalization"] = "BatchNormalization"
+    axis: int = Field(-1, description="The feature axis (batch axis = 0); -1: channels-last.")
+    momentum: float = Field(
+        0.99, ge=0, le=1, description="Weight of the old value in the moving statistics."
+    )
+    epsilon: float = Field(1e-3, gt=0, description="Added to the variance before its root.")
+    center: bool = Field(True, description="Learn an offset beta.")
+    scale: bool = Field(True, description="Learn a factor gamma.")
+    beta_initializer: InitializerRef = "zeros"
+    gamma_initializer: InitializerRef = "ones"
+    moving_mean_initializer: InitializerRef = "zeros"
+    moving_variance_initializer: InitializerRef = "ones"
+    beta_regularizer: RegularizerRef | None = None
+    gamma_regularizer: RegularizerRef | None = None
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        axis = resolve_axis("BatchNormalization", self.axis, shape)
+        if shape[axis - 1] is None:
+            raise ShapeError(
+                f"BatchNormalization needs a known size on axis {self.axis}, "
+                f"got input shape {format_shape(shape)}"
+            )
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.normalization import BatchNormModule
+
+        (shape,) = input_shapes
+        axis = resolve_axis("BatchNormalization", self.axis, shape)
+        features = shape[axis - 1]
+        module = BatchNormModule(
+            features,
+            axis,
+            len(shape) + 1,
+            self.momentum,
+            self.epsilon,
+            self.center,
+            self.scale,
+            frozen=not self.trainable,
+        )
+        fans = param_fans((features,))
+        if module.gamma is not None:
+            self.gamma_initializer.fill_(module.gamma, *fans)
+        if module.beta is not None:
+            self.beta_initializer.fill_(module.beta, *fans)
+        self.moving_mean_initializer.fill_(module.moving_mean, *fans)
+        self.moving_variance_initializer.fill_(module.moving_variance, *fans)
+        return module
+
+    def regularized_weights(self) -> dict[str, RegularizerSpec]:
+        return _weight_regularizers(self)
+
+
+class LayerNormalization(LayerSpec):
+    """Normalizes each sample over `axis` (default the last): no batch statistics.
+
+    `y = gamma * (x - mean) / sqrt(var + epsilon) + beta`, with the sample's mean and biased
+    variance over the given axes; gamma and beta have the shape of those axes.
+    """
+
+    type: Literal["LayerNormalization"] = "LayerNormalization"
+    axis: int | list[int] = Field(
+        -1, description="The axis or axes to normalize over (batch axis = 0)."
+    )
+    epsilon: float = Field(1e-3, gt=0, description="Added to the variance before its root.")
+    center: bool = Field(True, description="Learn an offset beta.")
+    scale: bool = Field(True, description="Learn a factor gamma.")
+    beta_initializer: InitializerRef = "zeros"
+    gamma_initializer: InitializerRef = "ones"
+    beta_regularizer: RegularizerRef | None = None
+    gamma_regularizer: RegularizerRef | None = None
+
+    def _axes(self, shape: Shape) -> tuple[int, ...]:
+        axes = [self.axis] if isinstance(self.axis, int) else self.axis
+        resolved = sorted({resolve_axis("LayerNormalization", a, shape) for a in axes})
+        if len(resolved) != len(axes):
+            raise ShapeError(
+                f"LayerNormalization axis {self.axis} names an axis twice for input shape "
+                f"{format_shape(shape)}"
+            )
+        unknown = [a for a in resolved if shape[a - 1] is None]
+        if unknown:
+            raise ShapeError(
+                f"LayerNormalization needs known sizes on axis {self.axis}, "
+                f"got input shape {format_shape(shape)}"
+            )
+        return tuple(resolved)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        self._axes(shape)
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.normalization import LayerNormModule
+
+        (shape,) = input_shapes
+        axes = self._axes(shape)
+        param_shape = tuple(int(shape[a - 1]) for a in axes)
+        module = LayerNormModule(
+            param_shape, axes, len(shape) + 1, self.epsilon, self.center, self.scale
+        )
+        fans = param_fans(param_shape)
+        if module.gamma is not None:
+            self.gamma_initializer.fill_(module.gamma, *fans)
+        if module.beta is not None:
+            self.beta_initializer.fill_(module.beta, *fans)
+        return module
+
+    def regularized_weights(self) -> dict[str, RegularizerSpec]:
+        return _weight_regularizers(self)

@@ -1,0 +1,108 @@
+"""Regularization layers: Dropout, SpatialDropout1D/2D, GaussianNoise (active in training only)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field
+
+from kcli.errors import ShapeError
+from kcli.model.layers.base import LayerSpec, Shape, format_shape, require_rank
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def _rate() -> Any:
+    return Field(ge=0, lt=1, description="The fraction of inputs dropped, in [0, 1).")
+
+
+def _seed() -> Any:
+    return Field(None, description="Seeds this layer's own noise; default: the run's generator.")
+
+
+class Dropout(LayerSpec):
+    """Zeroes a fraction `rate` of the inputs in training and scales the rest by 1/(1-rate)."""
+
+    type: Literal["Dropout"] = "Dropout"
+    rate: float = _rate()
+    noise_shape: list[Annotated[int, Field(gt=0)] | None] | None = Field(
+        None,
+        description="The mask's shape, batch axis first (None = the input's size); a 1 shares "
+        "one draw along that axis, e.g. [null, 1, null] for the same mask at every step.",
+    )
+    seed: int | None = _seed()
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        if self.noise_shape is not None:
+            full = (None, *shape)  # noise_shape counts the batch axis, as in Keras
+            fits = len(self.noise_shape) == len(full) and all(
+                n is None or n == 1 or n == d for n, d in zip(self.noise_shape, full, strict=True)
+            )
+            if not fits:
+                raise ShapeError(
+                    f"Dropout noise_shape {self.noise_shape} (batch axis first) does not "
+                    f"broadcast to input shape {format_shape(shape)}: each entry must be null, "
+                    "1 or the input's size on that axis"
+                )
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.regularization import DropoutModule
+
+        noise = None if self.noise_shape is None else tuple(self.noise_shape)
+        return DropoutModule(self.rate, noise, self.seed)
+
+
+class SpatialDropout1D(LayerSpec):
+    """Dropout of whole feature channels of a (steps, channels) sequence, shared over steps."""
+
+    type: Literal["SpatialDropout1D"] = "SpatialDropout1D"
+    rate: float = _rate()
+    seed: int | None = _seed()
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        require_rank("SpatialDropout1D", shape, 2, "a sequence (steps, channels)")
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.regularization import DropoutModule
+
+        return DropoutModule(self.rate, (None, 1, None), self.seed)
+
+
+class SpatialDropout2D(LayerSpec):
+    """Dropout of whole channels of an (H, W, C) image: one draw per sample and channel."""
+
+    type: Literal["SpatialDropout2D"] = "SpatialDropout2D"
+    rate: float = _rate()
+    seed: int | None = _seed()
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        require_rank("SpatialDropout2D", shape, 3, "an image (height, width, channels)")
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.regularization import DropoutModule
+
+        return DropoutModule(self.rate, (None, 1, 1, None), self.seed)
+
+
+class GaussianNoise(LayerSpec):
+    """Adds zero-centered Gaussian noise of standard deviation `stddev` in training."""
+
+    type: Literal["GaussianNoise"] = "GaussianNoise"
+    stddev: float = Field(ge=0, le=1, description="The noise's standard deviation, in [0, 1].")
+    seed: int | None = _seed()
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.regularization import GaussianNoiseModule
+
+        return GaussianNoiseModule(self.stddev, self.seed)

@@ -1,0 +1,74 @@
+"""The `model:` section (RECIPE.md): Sequential (`input_shape` + layers) or functional
+(named inputs, wired layers, outputs). Torch-free; `kcli.model.graph.plan_graph` turns it
+into a GraphPlan.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator, model_validator
+
+from kcli.model.layers import LayerRef
+from kcli.registry import Spec
+
+Dim = int | None  # a per-sample dimension; None: not known until data arrives
+
+
+def _check_dims(dims: list[Dim]) -> list[Dim]:
+    if not dims:
+        raise ValueError("a shape needs at least one dimension (the batch axis is not included)")
+    for dim in dims:
+        if dim is not None and dim <= 0:
+            raise ValueError(f"dimensions must be > 0 or null (got {dims})")
+    return dims
+
+
+class ModelSpec(Spec):
+    """Sequential (`input_shape` + layers) or functional (`inputs` + named, wired layers)."""
+
+    name: str | None = Field(None, description="The model's name; default: the recipe's.")
+    input_shape: list[Dim] | None = Field(
+        None, description="Per-sample shape of the single input, batch excluded, channels last."
+    )
+    inputs: dict[str, list[Dim]] | None = Field(
+        None, description="Input name -> per-sample shape, for models with named inputs."
+    )
+    layers: list[LayerRef] = Field(min_length=1, description="The layers, in order.")
+    outputs: str | list[str] | None = Field(
+        None, description="The layer(s) whose output is the model's; default: the last layer."
+    )
+
+    @field_validator("input_shape")
+    @classmethod
+    def _input_dims(cls, value: list[Dim] | None) -> list[Dim] | None:
+        return None if value is None else _check_dims(value)
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs_dims(cls, value: dict[str, list[Dim]] | None) -> dict[str, list[Dim]] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("needs at least one input")
+            for dims in value.values():
+                _check_dims(dims)
+        return value
+
+    @model_validator(mode="after")
+    def _one_input_form(self) -> ModelSpec:
+        if (self.input_shape is None) == (self.inputs is None):
+            raise ValueError("give exactly one of input_shape (one input) or inputs (named)")
+        return self
+
+    def input_shapes(self) -> dict[str, tuple[Dim, ...]]:
+        if self.inputs is not None:
+            return {name: tuple(dims) for name, dims in self.inputs.items()}
+        return {"input": tuple(self.input_shape or ())}
+
+    def output_names(self) -> list[str] | None:
+        if self.outputs is None:
+            return None
+        return [self.outputs] if isinstance(self.outputs, str) else list(self.outputs)
+
+    @property
+    def is_sequential(self) -> bool:
+        """A single input and no layer wired by name: shown as Keras shows a Sequential model."""
+        return self.input_shape is not None and all(layer.inputs is None for layer in self.layers)

@@ -1,0 +1,97 @@
+"""A finished (or checkpointed) run as a usable model: Keras' `load_model` for run folders.
+
+A run folder holds the resolved recipe, the fitted preprocessing and the weights; together they
+are the whole saved model. `load_run_model` rebuilds the graph from recipe.yaml, loads the
+weights of checkpoints/best.pt (or last.pt) with `weights_only=True`, and returns the
+preprocessing that turns raw data into what the model takes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kcli.errors import KcliError, Problem
+from kcli.model.graph import GraphPlan
+from kcli.recipe.load import LoadedRecipe, load_recipe
+
+CHECKPOINTS = ("best", "last", "final")
+
+
+@dataclass
+class RunModel:
+    run_dir: Path
+    loaded: LoadedRecipe
+    plan: GraphPlan
+    model: Any  # GraphModel, in eval mode
+    preprocessing: Any  # kcli.data.preprocess.Preprocessing
+    target: Any  # kcli.data.targets.TargetInfo
+    checkpoint: str
+    recipe_dir: Path  # the folder the recipe's relative data paths resolve against
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.target.class_names if self.target is not None else None
+
+
+def default_checkpoint(run_dir: Path) -> str:
+    """The checkpoint holding the weights the run ended with (eval.json says), else best."""
+    try:
+        return json.loads((run_dir / "eval.json").read_text()).get("checkpoint") or "best"
+    except (OSError, ValueError):
+        return "best"
+
+
+def checkpoint_path(run_dir: Path, which: str | None) -> Path:
+    which = which or default_checkpoint(run_dir)
+    if which not in CHECKPOINTS:
+        raise KcliError(Problem(f"--checkpoint must be best, last or final (got '{which}')"))
+    path = run_dir / "checkpoints" / f"{which}.pt"
+    if not path.is_file() and which == "best":
+        path = run_dir / "checkpoints" / "last.pt"  # a run without validation may have no best
+    if not path.is_file():
+        raise KcliError(
+            Problem(
+                f"{run_dir} has no checkpoint yet (still running, or it failed before its first "
+                "epoch ended)"
+            )
+        )
+    return path
+
+
+def load_run_model(run_dir: Path, which: str | None = None, device: str = "cpu") -> RunModel:
+    """Rebuild a run's model with its trained weights and its fitted preprocessing."""
+    import torch
+
+    from kcli.data.preprocess import Preprocessing
+    from kcli.data.targets import TargetInfo
+    from kcli.fit.checkpoint import load_checkpoint
+    from kcli.memory import settle_memory
+    from kcli.runs import read_run_record
+
+    record = read_run_record(run_dir)
+    loaded = load_recipe(run_dir / "recipe.yaml")
+    which = which or default_checkpoint(run_dir)
+    state = load_checkpoint(checkpoint_path(run_dir, which))
+    built = loaded.build_model()
+    try:
+        built.model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as error:
+        raise KcliError(
+            Problem(f"the checkpoint of {run_dir} does not fit its recipe's model: {error}")
+        ) from None
+    built.model.to(torch.device(device)).eval()
+    settle_memory()  # torch and the model are loaded: collect garbage from here on
+    preprocess_path = run_dir / "preprocess.json"
+    try:
+        document = json.loads(preprocess_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise KcliError(Problem(f"cannot read {preprocess_path}: {error}")) from None
+    preprocessing = Preprocessing.from_json(document["preprocessing"])
+    target = TargetInfo.from_json(document["target"]) if document.get("target") else None
+    recipe_dir = Path(getattr(record, "recipe_dir", None) or run_dir)
+    return RunModel(
+        run_dir, loaded, built.plan, built.model, preprocessing, target, which, recipe_dir
+    )

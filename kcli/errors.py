@@ -71,13 +71,25 @@ class KcliError(Exception):
 
     exit_code = 2
 
-    def __init__(self, problems: str | Problem | Sequence[Problem], *, loc: Loc = ()) -> None:
+    def __init__(
+        self,
+        problems: str | Problem | Sequence[Problem],
+        *,
+        loc: Loc = (),
+        details: Sequence[str] = (),
+    ) -> None:
         if isinstance(problems, str):
             problems = [Problem(problems, loc=loc)]
         elif isinstance(problems, Problem):
             problems = [problems]
         self.problems: list[Problem] = list(problems)
+        # Lines shown under the problems, e.g. the user's own traceback from a python: source.
+        self.details: list[str] = list(details)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: one line per problem, then the details, indented."""
+        return [*(str(p) for p in self.problems), *(f"  {line}" for line in self.details)]
 
 
 class ShapeError(KcliError):
@@ -94,3 +106,18 @@ class TrainingDiverged(Exception):
     """The loss became NaN or inf: the run is marked failed, exit code 1."""
 
     exit_code = 1
+
+
+class StorageError(Exception):
+    """A file could not be written (disk full, file too large, no permission): exit code 1.
+
+    Not bad input: the run that hit it is marked failed, with its last whole checkpoint kept.
+    """
+
+    exit_code = 1
+
+    def __init__(self, path: object, error: OSError) -> None:
+        self.path = path
+        self.reason = error.strerror or str(error)
+        self.hint: str | None = None  # what the user can do, added by whoever knows (training)
+        super().__init__(f"cannot write {path}: {self.reason}")

@@ -14,9 +14,18 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SerializeAsAny,
+    TypeAdapter,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from kcli.errors import did_you_mean
@@ -30,7 +39,7 @@ def loose_key(name: str) -> str:
 class Spec(BaseModel):
     """A frozen, strict recipe object. Unknown keys are errors that name the known ones."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -116,27 +125,74 @@ class Registry:
             )
         return {**value, "type": canonical}
 
-    def field(self, *, shorthand: bool = True, one_key: bool = False) -> Any:
-        """The annotated union type for a recipe field holding one of this family's specs.
+    def field(
+        self,
+        *,
+        shorthand: bool = True,
+        one_key: bool = False,
+        before: Callable[[Any], Any] | None = None,
+        also_accepts: Any = None,
+    ) -> Any:
+        """The annotated type for a recipe field holding one of this family's specs.
 
-        `shorthand`: the bare name is accepted (`optimizer: adam`). `one_key`: the JSON Schema
-        also admits the one-key form the loader rewrites (`- Dense: {units: 8}`), so editors
-        do not flag it.
+        Validation goes to the one class the `type` names (`validate_spec`), so a recipe builds
+        the pydantic schemas of the specs it uses, not of the whole catalog; dumping uses each
+        value's own class. The JSON Schema shows the union of every spec (`accepted_type`).
+        `before` rewrites a value first (a short form); `also_accepts` is the type of what it
+        takes, for the JSON Schema.
+        """
+
+        def validate(value: Any) -> Spec:
+            return self.validate_spec(before(value) if before is not None else value)
+
+        return Annotated[
+            SerializeAsAny[RegisteredSpec],
+            PlainValidator(validate),
+            _UnionJsonSchema(self, shorthand, one_key, also_accepts),
+        ]
+
+    def accepted_type(self, shorthand: bool, one_key: bool, also_accepts: Any = None) -> Any:
+        """The type the JSON Schema shows: the specs' union (discriminated by `type`).
+
+        `shorthand`: the bare name is accepted (`optimizer: adam`). `one_key`: also the one-key
+        form the loader rewrites (`- Dense: {units: 8}`), so editors do not flag it.
         """
         classes = tuple(self.specs.values())
         union = classes[0] if len(classes) == 1 else Union[classes]  # noqa: UP007
-        union_field = Annotated[union, Field(discriminator="type")] if len(classes) > 1 else union
-        names = tuple(self.specs)
-        spellings = self.spellings()
-        accepted: Any = union_field
+        accepted: Any = Annotated[union, Field(discriminator="type")] if len(classes) > 1 else union
         if shorthand:
-            accepted = Union[Literal[spellings], accepted]  # noqa: UP007
+            accepted = Union[Literal[self.spellings()], accepted]  # noqa: UP007
         if one_key:
+            names = tuple(self.specs)
             one_key_form = Annotated[dict[Literal[names], Any], Field(min_length=1, max_length=1)]
             accepted = Union[accepted, one_key_form]  # noqa: UP007
-        return Annotated[
-            union_field, BeforeValidator(self.normalize, json_schema_input_type=accepted)
-        ]
+        if also_accepts is not None:
+            accepted = Union[accepted, also_accepts]  # noqa: UP007
+        return accepted
+
+    def validate_spec(self, value: Any) -> Spec:
+        """A recipe value -> the spec of its type, validated by that class alone."""
+        if isinstance(value, tuple(self.specs.values())):
+            return value
+        value = self.normalize(value)
+        if not isinstance(value, dict):
+            raise PydanticCustomError(
+                "model_type",
+                "expected a name or a mapping with a 'type' (got {got})",
+                {"got": type(value).__name__},
+            )
+        return self.specs[value["type"]].model_validate(value)
+
+
+class _UnionJsonSchema:
+    """A registry field's JSON Schema, made only when a schema is asked for (`kcli schema`)."""
+
+    def __init__(self, registry: Registry, shorthand: bool, one_key: bool, also: Any) -> None:
+        self.registry, self.shorthand, self.one_key, self.also = registry, shorthand, one_key, also
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> Any:
+        accepted = self.registry.accepted_type(self.shorthand, self.one_key, self.also)
+        return handler(TypeAdapter(accepted).core_schema)
 
 
 def spec_type_name(cls: type[BaseModel]) -> str | None:

@@ -11,9 +11,11 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "kcli"
 
 # The stages in import order: a module imports only from its own stage and the ones above it.
-# The foundation is what every stage may use (errors, the spec registry, atomic file writes).
+# The foundation is what every stage may use (errors, the spec registry, atomic file writes,
+# size limits).
+FOUNDATION = {"kcli", "kcli.errors", "kcli.registry", "kcli.files", "kcli.memory", "kcli.limits"}
 STAGES = [
-    ("foundation", {"kcli", "kcli.errors", "kcli.registry", "kcli.files", "kcli.memory"}),
+    ("foundation", FOUNDATION),
     ("model", {"kcli.model"}),
     ("compile", {"kcli.compile"}),
     ("data", {"kcli.data"}),
@@ -23,7 +25,7 @@ STAGES = [
     ("plots", {"kcli.plots"}),
     ("train", {"kcli.train"}),
     ("use", {"kcli.use"}),
-    ("cli", {"kcli.cli", "kcli.__main__"}),
+    ("cli", {"kcli.cli", "kcli.cli_options", "kcli.__main__"}),
 ]
 MAX_LINES = 400
 

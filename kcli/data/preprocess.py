@@ -366,4 +366,15 @@ def _as_float(values: Any, what: str, loc: Loc) -> np.ndarray:
         raise KcliError(f"{what} has dtype {array.dtype}; expected numbers", loc=loc)
     if array.ndim == 0:
         raise KcliError(f"{what} is a single value, not samples", loc=loc)
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4:
+        # float64 values past float32's range would become inf in the cast (numpy only warns).
+        limit = float(np.finfo(np.float32).max)
+        beyond = np.isfinite(array) & (np.abs(array) > limit)
+        if beyond.any():
+            first = np.argwhere(beyond)[0]
+            raise KcliError(
+                f"{what} holds {array[tuple(first)]:g} (sample {int(first[0])}), beyond the "
+                f"float32 range of the model (+-{limit:.4g}): it would become inf",
+                loc=loc,
+            )
     return array.astype(np.float32, copy=False)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from kcli.data.user_code import iterate_user_batches
 from kcli.errors import KcliError, Loc
 
 
@@ -75,6 +76,7 @@ class StreamSource:
     steps_per_epoch: int | None = None
 
     def open(self) -> Iterator[Any]:
+        """The batches; the user's code failing while yielding one is reported as bad input."""
         result, self.first = (self.first, None) if self.first is not None else (self.call(), None)
         if not is_batch_iterable(result):
             raise KcliError(
@@ -82,7 +84,7 @@ class StreamSource:
                 "iterable of (x, y) batches as the first time",
                 loc=(*self.loc, "source"),
             )
-        return iter(result)
+        return iterate_user_batches(result, self.where, (*self.loc, "source"))
 
 
 def take(x: Any, index: np.ndarray) -> Any:

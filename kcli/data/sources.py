@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import sys
 import zipfile
 from collections.abc import Callable
@@ -22,7 +23,9 @@ from kcli.data.csvfile import read_csv
 from kcli.data.raw import RawData, StreamSource, check_lengths, is_batch_iterable
 from kcli.data.spec import SourceSpec, source_kind
 from kcli.data.synthetic import SYNTHETIC_PARAMS
+from kcli.data.user_code import run_user_code, user_traceback
 from kcli.errors import KcliError, Loc
+from kcli.limits import check_memory
 
 SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
 
@@ -36,6 +39,9 @@ def read_source(
         return check_lengths(_read_sklearn(name, loc))
     if kind == "synthetic":
         params = SYNTHETIC_PARAMS[name].model_validate(spec.params)
+        values = params.n_samples * math.prod(params.sample_shape)
+        # Generated as float64 with a noise array of the same size, then cast: ~28 bytes a value.
+        check_memory(28 * values, f"{spec.source} with {values:,} values", loc=(*loc, "params"))
         # One stream of numbers per source (train / validation / test), all from the seed.
         tag = {"validation": 1, "test": 2}.get(str(loc[-1]), 0)
         x, y = params.generate(np.random.default_rng([seed & 0xFFFFFFFF, tag]))
@@ -152,11 +158,14 @@ def import_function(target: str, base_dir: Path, loc: Loc) -> Callable[..., Any]
         sys.path.insert(0, folder)
     try:
         module = importlib.import_module(module_name)
-    except Exception as err:  # any failure in user code at import: report it, no traceback
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # any failure in user code at import (sys.exit too): report it
         raise KcliError(
             f"cannot import '{module_name}' (recipe folder {folder} is on the import path): "
             f"{type(err).__name__}: {err}",
             loc=loc,
+            details=user_traceback(err),
         ) from None
     function = getattr(module, function_name, None)
     if not callable(function):
@@ -185,13 +194,8 @@ def _read_python(
             f"{target} cannot take params {sorted(spec.params)}: {err}", loc=(*loc, "params")
         ) from None
 
-    def call() -> Any:
-        try:
-            return function(**kwargs)
-        except Exception as err:  # the user's function failed: say where, no traceback
-            raise KcliError(
-                f"{target} raised {type(err).__name__}: {err}", loc=source_loc
-            ) from None
+    def call() -> Any:  # the user's function failed: say where, with the user's traceback
+        return run_user_code(lambda: function(**kwargs), target, source_loc)
 
     result = call()
     where = f"python:{target}"

@@ -7,9 +7,9 @@ primary argument), `{name: {args}}`; `StepRef` is the field type that accepts al
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from kcli.registry import RegisteredSpec, Registry
@@ -145,8 +145,6 @@ def _step_short_form(value: Any) -> Any:
     return {"type": canonical, **rest, primary: body}
 
 
-_STEP = preprocess_registry.field()
-# For editors: a step name, a full step, or a short mapping (`{reshape: [8, 8, 1]}`,
+# For editors, besides a step name or a full step: a short mapping (`{reshape: [8, 8, 1]}`,
 # `{scale: 0.5, offset: 0}`) that _step_short_form rewrites.
-_STEP_INPUT = Union[Literal[preprocess_registry.spellings()], _STEP, dict[str, Any]]  # noqa: UP007
-StepRef = Annotated[_STEP, BeforeValidator(_step_short_form, json_schema_input_type=_STEP_INPUT)]
+StepRef = preprocess_registry.field(before=_step_short_form, also_accepts=dict[str, Any])

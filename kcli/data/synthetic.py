@@ -30,6 +30,11 @@ class SyntheticParams(Spec):
     n_samples: int = Field(500, ge=2, description="How many samples to generate.")
     noise: float = Field(0.1, ge=0, description="Standard deviation of the added noise.")
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample of x (sizes the data before it is generated)."""
+        return (2,)  # the 2-D generators: moons, circles, spirals
+
     def generate(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError  # every generator overrides this
 
@@ -51,6 +56,10 @@ class ClassificationParams(_ClassParams):
     class_sep: float = Field(1.0, gt=0, description="Scale of the class centers' spread.")
     noise: float = Field(1.0, ge=0, description="Std of the scatter around each center.")
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.n_features,)
+
     def generate(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         y = _balanced_labels(rng, self.n_samples, self.n_classes)
         centers = rng.normal(size=(self.n_classes, self.n_features)) * self.class_sep
@@ -63,6 +72,10 @@ class RegressionParams(SyntheticParams):
 
     n_features: int = Field(10, ge=1)
     n_targets: int = Field(1, ge=1)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.n_features + self.n_targets,)  # y is as large as a few more features
 
     def generate(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         x = rng.normal(size=(self.n_samples, self.n_features))
@@ -147,6 +160,10 @@ class SequencesParams(_ClassParams):
                 raise ValueError(f"with vocab_size, noise is a probability; got {self.noise}")
         return self
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.length,) if self.vocab_size is not None else (self.length, self.n_features)
+
     def generate(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
 
@@ -174,6 +191,10 @@ class ImagesParams(_ClassParams):
     width: int = Field(8, ge=1)
     channels: int = Field(1, ge=1)
     noise: float = Field(0.5, ge=0)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.height, self.width, self.channels)
 
     def generate(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         shape = (self.height, self.width, self.channels)

@@ -8,15 +8,10 @@ generators' states are converted to that form by `rng_state()` and back by
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
-import os
-import pickle
 import random
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +20,7 @@ import numpy as np
 import torch
 
 from kcli.errors import KcliError
-from kcli.files import regular_file_mode
+from kcli.files import write_bytes_atomic
 
 
 def serialize(state: dict[str, Any]) -> bytes:
@@ -41,26 +36,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path`: a temp file beside it, fsync, then rename over.
-
-    A crash or an error while writing leaves the previous file at `path` untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target, so os.replace is a rename within one file system (atomic).
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, regular_file_mode())
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    _fsync_folder(path.parent)
+    """Write `data` to `path` atomically: the previous file stays whole if anything fails."""
+    write_bytes_atomic(path, data)
 
 
 WRITE_INTERVAL_S = 1.0  # at most one round of checkpoint writes per second (CheckpointSaver)
@@ -145,19 +122,6 @@ def _detached_copy(value: Any) -> Any:
     return value  # numbers, strings, None: immutable
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: folders cannot be opened for fsync
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint onto the CPU with `weights_only=True`; KcliError if missing or broken."""
     path = Path(path)
@@ -165,17 +129,98 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise KcliError(f"{path}: no checkpoint file there")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
-        # torch reports a truncated or foreign file as one of these; the first line says which.
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise KcliError(f"{path}: not a readable checkpoint ({reason})") from None
     except OSError as e:
         raise KcliError(f"{path}: cannot read the checkpoint ({e.strerror or e})") from None
+    except Exception as e:
+        # A truncated, garbled or foreign file: torch's weights-only reader reports that in many
+        # ways (UnpicklingError, RuntimeError, EOFError, IndexError ...); the first line says how.
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise KcliError(f"{path}: not a readable checkpoint ({reason})") from None
     if not isinstance(state, dict):
         raise KcliError(
             f"{path}: not a kcli checkpoint (holds a {type(state).__name__}, not a dict)"
         )
     return state
+
+
+def model_weights(state: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's `model` entry, checked to be a dict of named tensors; KcliError if not."""
+    weights = state.get("model")
+    if weights is None:
+        entries = ", ".join(sorted(map(str, state))) or "nothing"
+        raise KcliError(f"{path}: not a kcli checkpoint (no 'model' entry; it holds {entries})")
+    if not isinstance(weights, dict):
+        raise KcliError(
+            f"{path}: damaged checkpoint: its 'model' entry is a {type(weights).__name__}, "
+            "not a dict of named tensors"
+        )
+    for name, value in weights.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise KcliError(
+                f"{path}: damaged checkpoint: 'model' entry {name!r} is a "
+                f"{type(value).__name__}, not a tensor"
+            )
+    return weights
+
+
+def _listed(names: list[str], most: int = 4) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def load_model_weights(model: torch.nn.Module, state: dict[str, Any], path: Path) -> None:
+    """Put the checkpoint's weights into `model`, or say exactly why they do not fit it.
+
+    Names, shapes and kinds (floating point or not) must all match the model built from the
+    recipe; nothing is loaded unless everything does.
+    """
+    weights = model_weights(state, path)
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in weights]
+    unexpected = [name for name in weights if name not in expected]
+    wrong = [
+        f"{name} {tuple(weights[name].shape)} (the recipe's model: {tuple(value.shape)})"
+        for name, value in expected.items()
+        if name in weights
+        and (
+            weights[name].shape != value.shape
+            or weights[name].is_floating_point() != value.is_floating_point()
+        )
+    ]
+    reasons = []
+    if missing:
+        reasons.append(f"missing {_listed(missing)}")
+    if unexpected:
+        reasons.append(f"unexpected {_listed(unexpected)}")
+    if wrong:
+        reasons.append(f"wrong shape or kind: {_listed(wrong, 2)}")
+    if reasons:
+        raise KcliError(
+            f"{path}: the checkpoint's weights do not fit the recipe's model ({'; '.join(reasons)})"
+        )
+    model.load_state_dict(weights)
+
+
+# What a training checkpoint holds besides the weights, and the type each entry must have.
+TRAINING_ENTRIES: dict[str, type | tuple[type, ...]] = {
+    "optimizer": dict,
+    "epoch": int,
+    "rng": dict,
+    "callbacks": list,
+}
+
+
+def check_training_state(state: dict[str, Any], path: Path) -> None:
+    """KcliError unless `state` has the entries `--resume` needs, of the right types."""
+    model_weights(state, path)
+    for entry, kind in TRAINING_ENTRIES.items():
+        value = state.get(entry)
+        if value is None:
+            raise KcliError(f"{path}: cannot resume from this checkpoint: it has no '{entry}'")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise KcliError(f"{path}: damaged checkpoint: '{entry}' is a {type(value).__name__}")
+    if state["epoch"] < 0:
+        raise KcliError(f"{path}: damaged checkpoint: 'epoch' is {state['epoch']}")
 
 
 def rng_state() -> dict[str, Any]:

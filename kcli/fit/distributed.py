@@ -19,8 +19,10 @@ What differs from one process (the rest is the same code):
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -120,11 +122,27 @@ def weights_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+_scratch_folders: list[Path] = []
+
+
 def scratch_run_dir() -> Path:
-    """Where a rank other than 0 lets callbacks write (deleted when the run ends)."""
+    """Where a rank other than 0 lets callbacks write (deleted when the process ends).
+
+    Workers end with os._exit (see `finish_worker`), which skips atexit: `finish_worker`
+    removes the folders itself, and atexit covers every other way out.
+    """
     path = Path(tempfile.mkdtemp(prefix="kcli-rank-"))
     (path / "checkpoints").mkdir()
+    if not _scratch_folders:
+        atexit.register(remove_scratch_folders)
+    _scratch_folders.append(path)
     return path
+
+
+def remove_scratch_folders() -> None:
+    """Delete this process's scratch run folders."""
+    while _scratch_folders:
+        shutil.rmtree(_scratch_folders.pop(), ignore_errors=True)
 
 
 def announce_run_dir(run_dir: Path) -> None:
@@ -145,6 +163,7 @@ def finish_worker(code: int) -> None:
     threads can abort the process after a finished run); a no-op in a single process."""
     if world_from_env() is None:
         return
+    remove_scratch_folders()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

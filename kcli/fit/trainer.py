@@ -19,9 +19,11 @@ from typing import Any
 
 import torch
 
-from kcli.errors import TrainingDiverged
+from kcli.errors import KcliError, TrainingDiverged
 from kcli.fit.checkpoint import (
     CheckpointSaver,
+    check_training_state,
+    load_model_weights,
     restore_rng_state,
     rng_state,
     save_checkpoint,
@@ -127,9 +129,23 @@ class Trainer:
             state["rng_ranks"] = gather_objects(state["rng"])
         return state
 
-    def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint written by `checkpoint_state` (same recipe)."""
-        self.model.load_state_dict(state["model"])
+    def restore(self, state: dict[str, Any], source: Path | str = "the checkpoint") -> None:
+        """Continue from a checkpoint written by `checkpoint_state` (same recipe).
+
+        A checkpoint that does not fit (damaged, or of another model) is a KcliError naming
+        `source` (its file).
+        """
+        check_training_state(state, Path(source))
+        load_model_weights(self.model, state, Path(source))
+        try:
+            self._restore_training_state(state)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as e:
+            raise KcliError(
+                f"{source}: damaged checkpoint: its training state cannot be restored "
+                f"({type(e).__name__}: {e})"
+            ) from None
+
+    def _restore_training_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         for callback, callback_state in zip(self.callbacks, state["callbacks"], strict=False):
             callback.load_state_dict(callback_state)

@@ -29,5 +29,27 @@ def build_model_from_spec(spec: ModelSpec, seed: int) -> BuiltModel:
     from kcli.model.nn.model import build_model
 
     plan = plan_graph(spec)
+    check_model_size(plan)
     torch.manual_seed(seed)
     return BuiltModel(plan, build_model(plan))
+
+
+def check_model_size(plan: GraphPlan) -> None:
+    """Refuse a model whose float32 weights would not fit in memory, before drawing any.
+
+    The error points at the largest layer, which is nearly always the one with a typo.
+    """
+    from kcli.limits import check_memory
+    from kcli.model.nn.counting import planned_weight_counts
+
+    counts = planned_weight_counts(plan)
+    total = sum(counts.values())
+    if not counts:
+        return
+    largest = max(counts, key=counts.__getitem__)
+    node = plan.node(largest)
+    check_memory(
+        4 * total,  # float32 weights; training needs a few times more (gradients, optimizer)
+        f"the model's {total:,} weights (layer '{largest}' alone has {counts[largest]:,})",
+        loc=node.loc,
+    )

@@ -146,6 +146,8 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
     wiring: list[tuple[str, ...]] = []
     for index, layer in enumerate(layers):
         given = layer.input_names()
+        if given == []:
+            problem(index, "inputs is an empty list: name the layer(s) or input(s) feeding it")
         if given is None:
             if index > 0:
                 given = [names[index - 1]]

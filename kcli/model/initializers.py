@@ -32,6 +32,8 @@ class InitializerSpec(RegisteredSpec):
         """Fill `tensor` in place."""
         import torch
 
+        if tensor.is_meta:  # a model built on the meta device only to count its weights
+            return
         generator = None
         if self.seed is not None:
             generator = torch.Generator(device=tensor.device).manual_seed(self.seed)

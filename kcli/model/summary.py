@@ -42,27 +42,59 @@ def summarize_model(plan: GraphPlan, model, title: str) -> ModelSummary:
     """Rows and totals for a built GraphModel; counts are Keras' (see kcli.model.nn.counting)."""
     from kcli.model.nn.counting import count_weights
 
-    rows = []
+    rows: dict[str, SummaryRow] = {}
     if not plan.sequential:
         for name, shape in plan.inputs.items():
-            rows.append(SummaryRow(name, "InputLayer", list(shape), 0, []))
+            rows[name] = SummaryRow(name, "InputLayer", list(shape), 0, [])
     trainable = non_trainable = 0
     for node in plan.nodes:
         layer_trainable, layer_frozen = count_weights(model.layer(node.name))
         trainable += layer_trainable
         non_trainable += layer_frozen
-        rows.append(
-            SummaryRow(
-                node.name,
-                node.type,
-                list(node.shape),
-                layer_trainable + layer_frozen,
-                list(node.inputs),
-            )
+        rows[node.name] = SummaryRow(
+            node.name,
+            node.type,
+            list(node.shape),
+            layer_trainable + layer_frozen,
+            list(node.inputs),
         )
+    ordered = [rows[name] for name in keras_layer_order(plan) if name in rows]
     return ModelSummary(
-        title, plan.sequential, rows, trainable + non_trainable, trainable, non_trainable
+        title, plan.sequential, ordered, trainable + non_trainable, trainable, non_trainable
     )
+
+
+def keras_layer_order(plan: GraphPlan) -> list[str]:
+    """Inputs and layers in the order Keras' functional `model.layers` (and summary) has them.
+
+    Keras walks the graph depth-first from the outputs (each layer's inputs in order), numbering
+    layers as first reached; a layer's depth is its longest path to an output. Layers are listed
+    by decreasing depth, ties by that number. A sequential model keeps its recipe order.
+    """
+    if plan.sequential:
+        return [*plan.inputs, *(node.name for node in plan.nodes)]
+    feeds = {node.name: node.inputs for node in plan.nodes}
+    first_reached: dict[str, int] = {}
+
+    def walk(name: str) -> None:  # iterative: a deep model must not hit the recursion limit
+        stack = [name]
+        while stack:
+            current = stack.pop()
+            if current in first_reached:
+                continue
+            first_reached[current] = len(first_reached)
+            stack.extend(reversed(feeds.get(current, ())))
+
+    for output in plan.outputs:
+        walk(output)
+    depth = dict.fromkeys(first_reached, 0)
+    for node in reversed(plan.nodes):  # consumers before producers: depths are final when read
+        for source in node.inputs:
+            depth[source] = max(depth[source], depth[node.name] + 1)
+    for name in plan.inputs:  # an input no output needs: Keras lists it at depth 0, first
+        if name not in first_reached:
+            first_reached[name], depth[name] = -1, 0
+    return sorted(first_reached, key=lambda name: (-depth[name], first_reached[name]))
 
 
 def readable_size(n_bytes: float) -> str:

@@ -27,10 +27,16 @@ def read_metrics(run_dir: Path) -> MetricTable:
     path = run_dir / "metrics.csv"
     if not path.is_file():
         raise KcliError(f"no metrics to plot in {run_dir}: {path.name} not found")
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise KcliError(f"{path}: unreadable metrics log ({error})") from None
     columns = [c.strip() for c in rows[0][1]] if rows else []
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise KcliError(f"{path}:1: column {', '.join(repeated)} appears more than once")
     table: MetricTable = {c: [] for c in columns}
     for line, row in rows[1:]:
         if len(row) > len(columns):
@@ -116,13 +122,10 @@ def load_weights(path: Path) -> tuple[dict[str, Any], int | None]:
     """The float tensors of a checkpoint's `model` state_dict, and its `epoch` (None if absent)."""
     import torch
 
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file: say which and why, then stop
-        raise KcliError(f"cannot read checkpoint {path}: {err}") from None
-    state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise KcliError(f"checkpoint {path} has no 'model' state_dict to plot")
+    from kcli.fit.checkpoint import load_checkpoint, model_weights
+
+    checkpoint = load_checkpoint(path)
+    state = model_weights(checkpoint, path)
     tensors = {
         name: value
         for name, value in state.items()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from kcli.plots.curves import plot_family, plot_lr
@@ -22,7 +25,8 @@ def write_plots(run_dir: Path) -> list[Path]:
 
     One figure per metric family, `lr.png` when the learning rate was logged, and `weights.png`
     when the run has a checkpoint. Raises KcliError when there are no metrics, a checkpoint cannot
-    be read, or matplotlib is not installed.
+    be read, or matplotlib is not installed. The figures are drawn in a scratch folder and moved
+    into plots/ only once all of them are done: a failure leaves plots/ as it was.
     """
     run_dir = Path(run_dir)
     table = read_metrics(run_dir)
@@ -30,7 +34,18 @@ def write_plots(run_dir: Path) -> list[Path]:
     if "epoch" not in table:  # not written by our trainer, but a plain count still reads right
         table["epoch"] = [float(i) for i in range(1, len(next(iter(table.values()))) + 1)]
     out = run_dir / "plots"
-    out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".plots-", dir=run_dir))
+    try:
+        drawn = _draw_all(run_dir, table, scratch)
+        out.mkdir(parents=True, exist_ok=True)
+        for path in drawn:
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return [out / path.name for path in drawn]
+
+
+def _draw_all(run_dir: Path, table: dict, out: Path) -> list[Path]:
     written = [
         plot_family(family, columns, table, out / f"{_file_name(family)}.png")
         for family, columns in metric_families(list(table)).items()

@@ -60,7 +60,7 @@ def _type_text(annotation: Any) -> str:
 def _registry_kind(metadata: list) -> str | None:
     """`initializer` for a field validated by a registry (pydantic moves that to metadata)."""
     for meta in metadata:
-        owner = getattr(getattr(meta, "func", None), "__self__", None)
+        owner = getattr(meta, "registry", None)  # what Registry.field() annotates its type with
         if isinstance(owner, Registry):
             return owner.kind
     return None

@@ -156,13 +156,14 @@ def check_recipe(path: str | Path, overrides: list[str] | None = None) -> Loaded
     try:
         plan_graph(loaded.recipe.model)
     except KcliError as err:
-        raise KcliError([loaded.source.locate(p) for p in err.problems]) from None
+        raise locate(err, loaded) from None
     return loaded
 
 
 def locate(err: KcliError, loaded: LoadedRecipe) -> KcliError:
     """The same error with its recipe paths mapped to file positions."""
-    return KcliError([loaded.source.locate(p) if p.file is None else p for p in err.problems])
+    located = [loaded.source.locate(p) if p.file is None else p for p in err.problems]
+    return KcliError(located, details=err.details)
 
 
 # ---- pydantic errors -> located problems ---------------------------------------------------

@@ -11,7 +11,7 @@ import yaml
 from kcli.errors import KcliError, Loc, Problem
 from kcli.recipe.source import SourceMap
 
-_SEGMENT = re.compile(r"[^.\[\]]+|\[\d+\]")
+_SEGMENT = re.compile(r"[^.\[\]]+|\[[0-9]+\]")
 
 
 def parse_override(text: str) -> tuple[Loc, Any]:
@@ -20,13 +20,13 @@ def parse_override(text: str) -> tuple[Loc, Any]:
     if not sep or not key.strip():
         raise KcliError(Problem("an override is KEY=VALUE, e.g. fit.epochs=5", origin=text))
     key = key.strip()
-    if not re.fullmatch(r"(?:[^.\[\]]+|\[\d+\])(?:\.?(?:[^.\[\]]+|\[\d+\]))*", key):
+    if not re.fullmatch(r"(?:[^.\[\]]+|\[[0-9]+\])(?:\.?(?:[^.\[\]]+|\[[0-9]+\]))*", key):
         raise KcliError(Problem(f"cannot read the key path '{key}'", origin=f"override {text}"))
     path: list[str | int] = []
     for segment in _SEGMENT.findall(key):
         if segment.startswith("["):
             path.append(int(segment[1:-1]))
-        elif segment.isdigit():
+        elif segment.isascii() and segment.isdigit():  # not '¹' or '٣': int() refuses those
             path.append(int(segment))
         else:
             path.append(segment)

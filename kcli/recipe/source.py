@@ -72,6 +72,9 @@ def desugar(data: Any, parent_key: Any = None) -> Any:
     return data
 
 
+MAX_VALUES = 100_000  # far beyond any real recipe (a large one has a few thousand)
+
+
 class _Builder:
     """Builds plain data from a composed node tree, recording positions as it goes."""
 
@@ -79,8 +82,24 @@ class _Builder:
         self.loader = loader
         self.source = source
         self.problems: list[Problem] = []
+        self.built = 0  # values built so far: aliases repeat a node each time they are used
 
     def build(self, node: yaml.Node, loc: Loc, parent_key: Any = None) -> Any:
+        self.built += 1
+        if self.built > MAX_VALUES:
+            # Aliases of aliases (a "billion laughs") would expand to far more than any recipe
+            # holds: stop at the first value past the bound instead of expanding it.
+            line, col = node.start_mark.line + 1, node.start_mark.column + 1
+            raise KcliError(
+                Problem(
+                    f"the recipe expands to more than {MAX_VALUES:,} values; YAML aliases "
+                    "(*name) repeated inside each other?",
+                    loc,
+                    self.source.file,
+                    line,
+                    col,
+                )
+            )
         self.source.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, loc, parent_key)
@@ -135,7 +154,10 @@ class _Builder:
 def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse YAML text into plain data and its SourceMap; syntax errors become KcliErrors."""
     source = SourceMap(file)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # reads the first characters: may raise a ReaderError
+    except yaml.YAMLError as err:
+        raise KcliError(Problem(f"YAML error: {err}", (), file)) from None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -9,7 +9,8 @@ A RUN argument is a run folder or a recipe name; a name means that recipe's newe
 (`resolve_run`). No torch here: `kcli runs` lists runs without loading it.
 
 The modules: `folder` (file names, creating the folder), `record` (run.json),
-`metrics_csv` (metrics.csv), `lookup` (resolving a RUN argument), `listing` (`kcli runs` rows).
+`metrics_csv` (metrics.csv), `preprocess_file` (preprocess.json), `lookup` (resolving a RUN
+argument), `listing` (`kcli runs` rows).
 Every public name is re-exported here, so callers keep using `kcli.runs.<name>`.
 """
 
@@ -26,6 +27,7 @@ from kcli.runs.folder import (
 from kcli.runs.listing import RunSummary, list_runs, summarize_run
 from kcli.runs.lookup import resolve_run
 from kcli.runs.metrics_csv import MetricsLog, order_columns, read_metrics
+from kcli.runs.preprocess_file import PREPROCESS_FILE, read_preprocessing
 from kcli.runs.record import (
     Resume,
     RunRecord,
@@ -44,6 +46,7 @@ __all__ = [
     "EVAL_FILE",
     "LAST_CHECKPOINT",
     "METRICS_FILE",
+    "PREPROCESS_FILE",
     "RUN_FILE",
     "RUN_ID",
     "MetricsLog",
@@ -60,6 +63,7 @@ __all__ = [
     "now_iso",
     "order_columns",
     "read_metrics",
+    "read_preprocessing",
     "read_run_record",
     "regular_file_mode",
     "resolve_run",

@@ -70,7 +70,7 @@ def resolve_run(
 ) -> Path:
     """The run folder a RUN argument means: a run folder, or a recipe name (its newest run).
 
-    - A folder holding run.json is that run.
+    - A folder holding run.json is that run (its run.json must be readable).
     - A folder of runs (e.g. `runs/digits-mlp`) or a name under `runs_dir` means its newest
       run, by start time, of any status (CLI.md: "its newest run"), so `--resume NAME`
       continues the run just interrupted. With `prefer_completed`, the newest completed run
@@ -81,6 +81,7 @@ def resolve_run(
     runs_dir = Path(runs_dir)
     path = Path(arg)
     if (path / RUN_FILE).is_file():
+        read_run_record(path)  # a damaged run.json is a KcliError naming it, for every command
         if require_checkpoint and not _has_checkpoint(path):
             raise KcliError(
                 f"{path}: the run has no checkpoint ({LAST_CHECKPOINT.as_posix()}); it stopped "

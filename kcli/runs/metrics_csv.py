@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kcli.errors import KcliError
 from kcli.files import write_text_atomic
 
 
@@ -109,7 +110,10 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
     path = Path(path)
     if not path.is_file():
         return []
-    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    try:
+        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise KcliError(f"{path}: unreadable metrics log ({error})") from None
     if not rows:
         return []
     header, result = rows[0], []

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from kcli.errors import KcliError, Problem
+from kcli.errors import KcliError, Problem, StorageError
 from kcli.fit.trainer import TrainingInterrupted
 from kcli.recipe.load import LoadedRecipe, load_recipe
 from kcli.recipe.schema import gate_holds, parse_gate
@@ -122,7 +122,7 @@ def _run(
     loaded: LoadedRecipe, options: TrainOptions, resume_dir: Path | None, base_dir: Path | None
 ) -> TrainResult:
     from kcli import runs
-    from kcli.fit.checkpoint import load_checkpoint
+    from kcli.fit.checkpoint import check_training_state, load_checkpoint
     from kcli.memory import settle_memory
     from kcli.train.assemble import make_trainer
     from kcli.train.setup import prepare
@@ -142,10 +142,13 @@ def _run(
 
             run_dir = Path(broadcast_object(str(run_dir) if main else None))
     else:
+        # Everything the resume reads is checked before anything in the run folder changes.
         run_dir = resume_dir
-        checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-        if main:
-            runs.write_text_atomic(run_dir / "recipe.yaml", loaded.resolved_yaml())
+        checkpoint_file = run_dir / "checkpoints" / "last.pt"
+        checkpoint = load_checkpoint(checkpoint_file)
+        check_training_state(checkpoint, checkpoint_file)
+        logged = runs.read_metrics(run_dir / "metrics.csv")
+        runs.read_preprocessing(run_dir / runs.PREPROCESS_FILE)  # eval and export will need it
     # Only rank 0 writes the run folder; other ranks' callbacks write into a scratch folder.
     work_dir = run_dir if main else _scratch_dir()
     metrics_log = runs.MetricsLog(run_dir / "metrics.csv") if main else None
@@ -157,12 +160,12 @@ def _run(
         metrics_log.sync if main else None,
     )
     if checkpoint is not None:
-        trainer.restore(checkpoint)
-        trainer.history = [
-            {k: v for k, v in row.items() if k != "epoch"}
-            for row in runs.read_metrics(run_dir / "metrics.csv")
-        ][: trainer.epochs_done]
+        trainer.restore(checkpoint, checkpoint_file)
+        trainer.history = [{k: v for k, v in row.items() if k != "epoch"} for row in logged][
+            : trainer.epochs_done
+        ]
         if main:
+            runs.write_text_atomic(run_dir / "recipe.yaml", loaded.resolved_yaml())
             metrics_log.truncate_to(trainer.epochs_done)
             runs.note_resumed(run_dir, trainer.epochs_done, options.argv)
     if main:
@@ -189,6 +192,16 @@ def _run(
         raise
     except KeyboardInterrupt:
         status_of(run_dir, "interrupted", "stopped by a second Ctrl-C", trainer.epochs_done)
+        raise
+    except StorageError as error:  # disk full, file too large: the last whole checkpoint stays
+        try:
+            status_of(run_dir, "failed", str(error), trainer.epochs_done)
+            error.hint = (
+                f"the run is marked failed and its last whole checkpoint is kept; make room, then "
+                f"continue with: kcli train --resume {run_dir}"
+            )
+        except StorageError:
+            error.hint = f"{run_dir}/run.json could not be marked failed either"
         raise
     except BaseException as error:  # the run folder must say it failed, whatever happened
         status_of(run_dir, "failed", f"{type(error).__name__}: {error}", trainer.epochs_done)
@@ -243,13 +256,13 @@ def _checkpoint_of_final_weights(model, run_dir: Path) -> str:
     """
     import torch
 
-    from kcli.fit.checkpoint import load_checkpoint, save_checkpoint
+    from kcli.fit.checkpoint import load_checkpoint, model_weights, save_checkpoint
 
     current = model.state_dict()
     for name in ("best", "last"):
         path = run_dir / "checkpoints" / f"{name}.pt"
         if path.is_file():
-            saved = load_checkpoint(path)["model"]
+            saved = model_weights(load_checkpoint(path), path)
             if saved.keys() == current.keys() and all(
                 torch.equal(saved[k], current[k].cpu()) for k in current
             ):

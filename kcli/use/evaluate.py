@@ -33,7 +33,7 @@ def unlocated(error: KcliError, source: str | None = None) -> KcliError:
         problems.append(
             replace(p, loc=(), message=p.message if named else f"--data {source}: {p.message}")
         )
-    return KcliError(problems)
+    return KcliError(problems, details=error.details)
 
 
 def find_run(run: str, runs_dir: Path) -> Path:

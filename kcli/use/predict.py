@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from kcli.use.evaluate import (
     run_device,
     unlocated,
 )
+from kcli.use.predict_inputs import open_input
 
 OUTPUT_SUFFIXES = (".npy", ".csv")
 
@@ -46,6 +46,7 @@ class Prediction:
     n_samples: int
     what: str  # class indices | class names | probabilities | values
     shape: tuple[int, ...]  # per sample
+    note: str | None = None  # how the input was read, when not the obvious way
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +56,7 @@ class Prediction:
             "n_samples": self.n_samples,
             "what": self.what,
             "shape": list(self.shape),
+            "note": self.note,
         }
 
 
@@ -127,7 +129,8 @@ def predict_run(
     what = "probabilities" if proba else "values"
     if is_classifier(loss) and not proba:
         what = "class names" if out.suffix.lower() == ".csv" else "class indices"
-    return Prediction(run_dir, input_path, out, reader.n, what, tuple(writer.sample_shape))
+    shape = tuple(writer.sample_shape)
+    return Prediction(run_dir, input_path, out, reader.n, what, shape, reader.note)
 
 
 def _to_tensors(x: Any, device: Any) -> Any:
@@ -216,180 +219,3 @@ class _Writer:
         if self.csv and not self.handle.closed:
             self.handle.close()
         self.temp.unlink(missing_ok=True)
-
-
-# ---- inputs -------------------------------------------------------------------------------------
-class _Input:
-    """Raw samples of an input file in batches: `n`, `batches(size)`, `label(i)`."""
-
-    n: int
-
-    def batches(self, size: int) -> Iterator[tuple[int, Any]]:
-        raise NotImplementedError  # each input kind overrides this
-
-    def label(self, index: int) -> str:
-        return f"sample {index}"
-
-
-class _ArrayInput(_Input):
-    """A .npy array (memory-mapped) or the arrays of a .npz archive, by input name."""
-
-    def __init__(self, x: Any) -> None:
-        self.x = x
-        lengths = {len(v) for v in x.values()} if isinstance(x, dict) else {len(x)}
-        if len(lengths) > 1:
-            raise KcliError(Problem(f"the input's arrays differ in length: {sorted(lengths)}"))
-        self.n = lengths.pop()
-
-    def batches(self, size: int) -> Iterator[tuple[int, Any]]:
-        for start in range(0, self.n, size):
-            if isinstance(self.x, dict):
-                yield start, {k: np.asarray(v[start : start + size]) for k, v in self.x.items()}
-            else:
-                yield start, np.asarray(self.x[start : start + size])
-
-
-class _CsvInput(_Input):
-    """Rows of a CSV file: the run's feature columns by name, or every column as a number."""
-
-    def __init__(self, path: Path, columns: list[str] | None, categorical: set[str]) -> None:
-        self.path = path
-        with self._open() as handle:
-            reader = csv.reader(handle)
-            header = [h.strip() for h in next(reader, [])]
-            self.n = sum(1 for row in reader if row)
-        if not header:
-            raise KcliError(Problem(f"{path} is empty; expected a header row"))
-        self.columns = columns or header
-        missing = [c for c in self.columns if c not in header]
-        if missing:
-            raise KcliError(
-                Problem(
-                    f"{path} has no column(s) {', '.join(missing)}; the run's features are "
-                    f"{', '.join(self.columns)} (it has: {', '.join(header)})"
-                )
-            )
-        self.index = [header.index(c) for c in self.columns]
-        self.categorical = categorical
-        self.lines: list[int] = []
-        self.table = columns is not None
-
-    def _open(self):
-        try:
-            return self.path.open(newline="", encoding="utf-8-sig")
-        except OSError as error:
-            raise KcliError(Problem(f"cannot read {self.path}: {error}")) from None
-
-    def label(self, index: int) -> str:
-        return f"line {self.lines[index]}" if index < len(self.lines) else f"row {index}"
-
-    def batches(self, size: int) -> Iterator[tuple[int, Any]]:
-        with self._open() as handle:
-            reader = csv.reader(handle)
-            width = len(next(reader))
-            chunk: list[list[str]] = []
-            start = 0
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != width:
-                    raise KcliError(
-                        Problem(
-                            f"{self.path} line {reader.line_num} has {len(row)} fields, the "
-                            f"header has {width}"
-                        )
-                    )
-                self.lines.append(reader.line_num)
-                chunk.append([row[i] for i in self.index])
-                if len(chunk) == size:
-                    yield start, self._arrays(chunk, start)
-                    start, chunk = start + len(chunk), []
-            if chunk:
-                yield start, self._arrays(chunk, start)
-
-    def _arrays(self, rows: list[list[str]], start: int) -> Any:
-        columns = {}
-        for j, name in enumerate(self.columns):
-            cells = [row[j].strip() for row in rows]
-            if name in self.categorical:
-                columns[name] = np.array(cells, dtype=object)
-                continue
-            values = np.empty(len(cells))
-            for i, text in enumerate(cells):
-                try:
-                    values[i] = float(text) if text else np.nan  # the finite check reports NaN
-                except ValueError:
-                    raise KcliError(
-                        Problem(
-                            f"{self.path} column '{name}' is not numeric ({self.label(start + i)}"
-                            f": {text!r})"
-                        )
-                    ) from None
-            columns[name] = values
-        if self.table:
-            return columns
-        return np.stack([columns[name] for name in self.columns], axis=1)
-
-
-def open_input(path: Path, run_model: Any) -> _Input:
-    """The reader for INPUT, checked against what the run's preprocessing takes."""
-    prep = run_model.preprocessing
-    suffix = path.suffix.lower()
-    data = run_model.loaded.recipe.data
-    if suffix == ".csv":
-        if prep.table is not None:
-            return _CsvInput(path, list(prep.table["columns"]), set(prep.table["categories"]))
-        if prep.inputs is not None:
-            raise KcliError(Problem(f"{path}: the model has several inputs; give an .npz"))
-        reader = _CsvInput(path, None, set())
-        if data.target is not None and data.target in reader.columns:
-            reader = _CsvInput(path, [c for c in reader.columns if c != data.target], set())
-        return reader
-    if suffix not in (".npy", ".npz"):
-        raise KcliError(Problem(f"{path}: predict reads .npy, .npz or .csv files"))
-    if prep.table is not None:
-        columns = ", ".join(prep.table["columns"])
-        raise KcliError(
-            Problem(f"{path}: this run trained on CSV columns ({columns}); give a .csv with them")
-        )
-    try:
-        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise KcliError(Problem(f"cannot read {path} as a NumPy {suffix} file: {error}")) from None
-    if suffix == ".npy":
-        if not isinstance(loaded, np.ndarray):
-            raise KcliError(Problem(f"{path} is an .npz archive, not a .npy array"))
-        if prep.inputs is not None:
-            raise KcliError(
-                Problem(
-                    f"{path}: the model has inputs {', '.join(prep.inputs)}; give an .npz "
-                    "with one array per input"
-                )
-            )
-        if loaded.ndim == 0:
-            raise KcliError(Problem(f"{path} holds a single value, not samples"))
-        return _ArrayInput(loaded)
-    with loaded as archive:
-        return _ArrayInput(_npz_arrays(path, dict(archive.items()), prep.inputs, data.x))
-
-
-def _npz_arrays(path: Path, arrays: dict[str, np.ndarray], inputs, x_names) -> Any:
-    """The arrays an .npz gives each model input: by input name, the recipe's `x:`, or `x`."""
-
-    def pick(candidates: list[str], what: str) -> np.ndarray:
-        for name in candidates:
-            if name in arrays:
-                return arrays[name]
-        if len(arrays) == 1 and inputs is None:
-            return next(iter(arrays.values()))
-        raise KcliError(
-            Problem(
-                f"{path} has no array for {what} (looked for {', '.join(candidates)}; it has: "
-                f"{', '.join(arrays) or 'none'})"
-            )
-        )
-
-    if inputs is None:
-        return pick(([x_names] if isinstance(x_names, str) else []) + ["x"], "x")
-    mapping = x_names if isinstance(x_names, dict) else {}
-    return {name: pick([name, mapping.get(name, name)], f"input '{name}'") for name in inputs}

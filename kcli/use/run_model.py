@@ -62,35 +62,30 @@ def checkpoint_path(run_dir: Path, which: str | None) -> Path:
 
 
 def load_run_model(run_dir: Path, which: str | None = None, device: str = "cpu") -> RunModel:
-    """Rebuild a run's model with its trained weights and its fitted preprocessing."""
+    """Rebuild a run's model with its trained weights and its fitted preprocessing.
+
+    Every file is checked on the way (run.json, recipe.yaml, the checkpoint against the model
+    the recipe builds, preprocess.json): a damaged or foreign one is a KcliError naming it.
+    """
     import torch
 
-    from kcli.data.preprocess import Preprocessing
-    from kcli.data.targets import TargetInfo
-    from kcli.fit.checkpoint import load_checkpoint
+    from kcli.fit.checkpoint import load_checkpoint, load_model_weights
     from kcli.memory import settle_memory
-    from kcli.runs import read_run_record
+    from kcli.runs import PREPROCESS_FILE, read_preprocessing, read_run_record
 
     record = read_run_record(run_dir)
-    loaded = load_recipe(run_dir / "recipe.yaml")
+    recipe_file = run_dir / "recipe.yaml"
+    if not recipe_file.is_file():
+        raise KcliError(Problem(f"{run_dir}: damaged run folder: it has no recipe.yaml"))
+    loaded = load_recipe(recipe_file)
     which = which or default_checkpoint(run_dir)
-    state = load_checkpoint(checkpoint_path(run_dir, which))
+    weights_file = checkpoint_path(run_dir, which)
+    state = load_checkpoint(weights_file)
     built = loaded.build_model()
-    try:
-        built.model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as error:
-        raise KcliError(
-            Problem(f"the checkpoint of {run_dir} does not fit its recipe's model: {error}")
-        ) from None
+    load_model_weights(built.model, state, weights_file)
     built.model.to(torch.device(device)).eval()
     settle_memory()  # torch and the model are loaded: collect garbage from here on
-    preprocess_path = run_dir / "preprocess.json"
-    try:
-        document = json.loads(preprocess_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise KcliError(Problem(f"cannot read {preprocess_path}: {error}")) from None
-    preprocessing = Preprocessing.from_json(document["preprocessing"])
-    target = TargetInfo.from_json(document["target"]) if document.get("target") else None
+    preprocessing, target = read_preprocessing(run_dir / PREPROCESS_FILE)
     recipe_dir = Path(getattr(record, "recipe_dir", None) or run_dir)
     return RunModel(
         run_dir, loaded, built.plan, built.model, preprocessing, target, which, recipe_dir

@@ -17,14 +17,17 @@ def recipe_path_of(target: str, runs_dir: Path) -> Path:
     path = Path(target)
     if path.is_file():
         return path
-    if path.is_dir():
+    if path.is_dir() and not (path / "run.json").exists():
         recipe = path / "recipe.yaml"
         if not recipe.is_file():
             raise KcliError(Problem(f"{path} is not a run folder (it has no recipe.yaml)"))
         return recipe
     from kcli.runs import resolve_run
 
-    return resolve_run(target, runs_dir) / "recipe.yaml"
+    recipe = resolve_run(target, runs_dir) / "recipe.yaml"
+    if not recipe.is_file():
+        raise KcliError(Problem(f"{recipe.parent}: damaged run folder: it has no recipe.yaml"))
+    return recipe
 
 
 def summarize_recipe(target: str, overrides: list[str], runs_dir: Path) -> ModelSummary:

@@ -273,3 +273,26 @@ def test_generator_cannot_be_split_by_fraction(load, tmp_path):
 def test_non_numeric_npz(load, tmp_path):
     np.savez(tmp_path / "d.npz", x=np.array([["a"], ["b"]]), y=np.zeros(2))
     _fails(load, {"source": "d.npz"}, "dtype <U1", "expected numbers", loc=("data", "source"))
+
+
+def test_values_past_float32_range_are_located_not_warned(load, tmp_path, recwarn):
+    # float64 values beyond float32's max (3.4028e38) would become inf in the cast to the
+    # model's dtype, which numpy only reports as a bare "overflow encountered in cast".
+    x = np.zeros((6, 2))
+    x[4, 1] = 1e300
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(6) % 2)
+    message = _fails(
+        load,
+        {"source": "d.npz"},
+        "holds 1e+300 (sample 4), beyond the float32 range",
+        "it would become inf",
+        loc=("data", "source"),
+    )
+    assert "d.npz" in message
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "U2", "datetime64[s]", "V4"])
+def test_odd_dtypes_in_an_npz_are_refused(load, tmp_path, dtype):
+    np.savez(tmp_path / "d.npz", x=np.zeros((6, 2), dtype=dtype), y=np.arange(6) % 2)
+    _fails(load, {"source": "d.npz"}, "has dtype", "expected numbers", loc=("data", "source"))

@@ -263,9 +263,12 @@ model:
     - {name: out, type: Dense, units: 10, activation: softmax}
 """,
         [
+            # Keras' order (its model.layers for the same graph): by longest path to the
+            # output, deepest first (pixels 4; conv and meta 3; flat and side 2), ties in the
+            # order a depth-first walk from the output first reaches them (conv before meta).
             ("pixels", "InputLayer", [8, 8, 1], 0),
-            ("meta", "InputLayer", [3], 0),
             ("conv", "Conv2D", [6, 6, 4], 3 * 3 * 1 * 4 + 4),  # 40
+            ("meta", "InputLayer", [3], 0),
             ("flat", "Flatten", [6 * 6 * 4], 0),  # 144
             ("side", "Dense", [8], 3 * 8 + 8),  # 32
             ("both", "Concatenate", [144 + 8], 0),

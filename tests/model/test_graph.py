@@ -194,6 +194,46 @@ def test_multiple_outputs(tmp_path: Path) -> None:
     torch.testing.assert_close(label.sum(dim=1), torch.ones(6))  # a softmax output
 
 
+@pytest.mark.parametrize(
+    ("outputs", "keras_order"),
+    [
+        # Read off Keras 3 (keras.Model([a, b], outputs).layers) for the same graph. Depths
+        # (longest path to an output): a 5; d1, b 4; d2, e1 3; skip 2; cat 1; o1, o2 0. Ties go
+        # to the layer a depth-first walk from the outputs (inputs in order) reaches first, so
+        # the order of the outputs decides o1/o2 and nothing else.
+        (["o1", "o2"], ["a", "d1", "b", "d2", "e1", "skip", "cat", "o1", "o2"]),
+        (["o2", "o1"], ["a", "d1", "b", "d2", "e1", "skip", "cat", "o2", "o1"]),
+    ],
+)
+def test_summary_lists_layers_in_keras_order(outputs: list[str], keras_order: list[str]) -> None:
+    from kcli.model.summary import keras_layer_order
+
+    spec = model(
+        [
+            # Listed in an order of their own: the summary must not follow it.
+            {"type": "Dense", "units": 4, "name": "e1", "inputs": "b"},
+            {"type": "Dense", "units": 3, "name": "o2", "inputs": "d1"},
+            {"type": "Dense", "units": 4, "name": "d1", "inputs": "a"},
+            {"type": "Dense", "units": 4, "name": "d2", "inputs": "d1"},
+            {"type": "Add", "name": "skip", "inputs": ["d2", "a"]},
+            {"type": "Concatenate", "name": "cat", "inputs": ["e1", "skip"]},
+            {"type": "Dense", "units": 2, "name": "o1", "inputs": "cat"},
+        ],
+        inputs={"a": [4], "b": [4]},
+        outputs=outputs,
+    )
+    assert keras_layer_order(plan_graph(spec)) == keras_order
+
+
+def test_an_empty_inputs_list_is_an_error() -> None:
+    # Found by tests/test_fuzz.py: `inputs: []` reached the shape rule and crashed there.
+    problems = plan_problems(
+        model([{"type": "Dense", "units": 2, "inputs": []}, {"type": "Dense", "units": 1}])
+    )
+    message = "inputs is an empty list: name the layer(s) or input(s) feeding it"
+    assert [(p.loc, p.message) for p in problems][:1] == [(("model", "layers", 0), message)]
+
+
 def test_unknown_output_name() -> None:
     problems = plan_problems(
         model([{"type": "Dense", "units": 2, "name": "head"}], outputs=["heda"])

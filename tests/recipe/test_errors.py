@@ -495,6 +495,12 @@ def test_override_index_out_of_range(small_recipe: Path) -> None:
         assert "2 items" in message
 
 
+def test_override_with_a_non_ascii_digit_key(small_recipe: Path) -> None:
+    # Found by tests/test_fuzz.py: '¹' passes str.isdigit() but int() refuses it.
+    (message,) = error_lines(summarize_fails(str(small_recipe), "model.layers.¹=3"))
+    assert "override model.layers.¹=3" in message and "Traceback" not in message
+
+
 def test_override_without_equals_sign(small_recipe: Path) -> None:
     result = summarize_fails(str(small_recipe), "fit.epochs")
     assert "KEY=VALUE" in result.stderr

@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 
 from kcli import files, runs
-from kcli.errors import KcliError
+from kcli.errors import KcliError, StorageError
 from kcli.runs import (
     MetricsLog,
     RunRecord,
@@ -96,7 +96,7 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(files.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match=r"cannot write .*run.json: disk full"):
         write_text_atomic(path, "garbage")
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"status": "running"}

@@ -62,11 +62,31 @@ def recipe(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def two_process_run(recipe, tmp_path_factory) -> Path:
+def scratch_temp(tmp_path_factory) -> Path:
+    """The temp folder of the distributed runs here (TMPDIR), to see what they leave in it."""
+    return tmp_path_factory.mktemp("tmpdir")
+
+
+@pytest.fixture(scope="module")
+def two_process_run(recipe, tmp_path_factory, scratch_temp) -> Path:
     runs = tmp_path_factory.mktemp("runs2")
-    done = kcli("train", str(recipe), "--nproc-per-node", "2", "--runs-dir", str(runs))
+    done = kcli(
+        "train",
+        str(recipe),
+        "--nproc-per-node",
+        "2",
+        "--runs-dir",
+        str(runs),
+        env={"TMPDIR": str(scratch_temp)},
+    )
     assert done.returncode == 0, done.stderr
     return only_run(runs)
+
+
+def test_ranks_leave_no_scratch_folder_behind(two_process_run, scratch_temp):
+    # Rank 1 writes its callbacks' files into a kcli-rank-* folder of its own; workers end with
+    # os._exit, so the folder must be removed before that.
+    assert not list(scratch_temp.glob("kcli-rank-*"))
 
 
 def test_two_processes_write_one_completed_run(two_process_run):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from kcli.errors import KcliError
+
 
 def count_weights(module: nn.Module) -> tuple[int, int]:
     """(trainable, non_trainable) weight counts of a module, as Keras counts them.
@@ -21,3 +23,27 @@ def count_weights(module: nn.Module) -> tuple[int, int]:
         if name not in parameter_names and tensor.is_floating_point()
     )
     return trainable, frozen + buffers
+
+
+def planned_weight_counts(plan) -> dict[str, int]:
+    """Layer name -> its weight count, without allocating any weight (see `check_model_size`).
+
+    Each layer's module is built on torch's meta device: tensors with shapes and no storage, so
+    a layer of 10^12 weights costs nothing to count.
+    """
+    import torch
+
+    counts = {}
+    with torch.device("meta"):
+        for node in plan.nodes:
+            try:
+                module = node.spec.build([tuple(s) for s in node.input_shapes])
+            except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+                # torch refuses the sizes themselves (e.g. a dimension past 2**63)
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                raise KcliError(
+                    f"layer '{node.name}' cannot be built with these sizes ({reason})",
+                    loc=node.loc,
+                ) from None
+            counts[node.name] = sum(count_weights(module))
+    return counts

@@ -22,10 +22,16 @@ from kcli.cli_options import (
     CheckpointOption,
     DeviceOption,
     JsonFlag,
+    NnodesOption,
+    NodeRankOption,
+    NprocOption,
     Overrides,
     QuietFlag,
+    RendezvousOption,
+    ResumeOption,
     RunArgument,
     RunsDir,
+    TrainDeviceOption,
 )
 from kcli.errors import ExpectationFailed, KcliError, StorageError, TrainingDiverged
 from kcli.memory import pause_collection
@@ -89,23 +95,38 @@ def _main(
 @app.command()
 @reports_errors
 def validate(
-    recipes: Annotated[list[Path], typer.Argument(help="Recipe files to check.")],
+    arguments: Annotated[
+        list[str],
+        typer.Argument(
+            help="Recipe files to check, then overrides KEY=VALUE applied to each of them.",
+            metavar="RECIPE... [KEY=VALUE...]",
+        ),
+    ],
     quiet: QuietFlag = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Check recipes (schema, graph wiring, shapes) without training; exit 0 or 2."""
+    """Check recipes (schema, graph wiring, shapes, logged names) without training; exit 0 or 2."""
     from kcli.recipe.load import check_recipe
+    from kcli.recipe.overrides import split_overrides
 
-    problems = []
+    recipes, overrides = split_overrides(arguments)
+    if not recipes:
+        raise KcliError("give at least one recipe file")
+    problems, results = [], []
     for path in recipes:
         try:
-            check_recipe(path)
+            check_recipe(path, overrides)
+            found = []
         except KcliError as error:
-            problems.extend(error.problems)
-            continue
-        if not quiet:
+            found = error.problems
+        problems += found
+        results.append({"recipe": path, "ok": not found, "problems": [str(p) for p in found]})
+        if not found and not quiet and not as_json:
             print(f"{path}: ok")
+    if as_json:
+        print_json({"recipes": results})
     if problems:
-        raise KcliError(problems)
+        raise typer.Exit(2) if as_json else KcliError(problems)
 
 
 @app.command(context_settings={"allow_interspersed_args": True})
@@ -113,23 +134,13 @@ def validate(
 def train(
     recipe: Annotated[str | None, typer.Argument(help="The recipe file.")] = None,
     overrides: Overrides = None,
-    resume: Annotated[
-        str | None,
-        typer.Option("--resume", help="Continue a run (folder or name) from its last checkpoint."),
-    ] = None,
+    resume: ResumeOption = None,
     runs_dir: RunsDir = Path("runs"),
-    device: Annotated[
-        str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps")
-    ] = None,
-    nproc_per_node: Annotated[
-        int,
-        typer.Option("--nproc-per-node", min=1, help="Processes (DistributedDataParallel)."),
-    ] = 1,
-    nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="Machines taking part.")] = 1,
-    node_rank: Annotated[int, typer.Option("--node-rank", min=0, help="This machine's rank.")] = 0,
-    rdzv_endpoint: Annotated[
-        str | None, typer.Option("--rdzv-endpoint", help="HOST:PORT of the rendezvous (nnodes>1).")
-    ] = None,
+    device: TrainDeviceOption = None,
+    nproc_per_node: NprocOption = 1,
+    nnodes: NnodesOption = 1,
+    node_rank: NodeRankOption = 0,
+    rdzv_endpoint: RendezvousOption = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -172,7 +183,9 @@ def train(
     if not is_worker_of_other_rank():  # rank 0 reports for the whole distributed run
         if as_json:
             print_json(result.to_json())
-        elif not quiet:
+        elif quiet:
+            print(result.run_dir)  # one line, so a script can take it: RUN=$(kcli train r.yaml -q)
+        else:
             from kcli.fit.progress import format_logs
 
             test = {k[5:]: v for k, v in result.metrics.items() if k.startswith("test_")}

@@ -28,3 +28,20 @@ DeviceOption = Annotated[
 RunArgument = Annotated[
     str, typer.Argument(help="A run folder, or a recipe name under --runs-dir (its newest run).")
 ]
+
+# `kcli train`'s own options.
+ResumeOption = Annotated[
+    str | None,
+    typer.Option("--resume", help="Continue a run (folder or name) from its last checkpoint."),
+]
+TrainDeviceOption = Annotated[
+    str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps")
+]
+NprocOption = Annotated[
+    int, typer.Option("--nproc-per-node", min=1, help="Processes (DistributedDataParallel).")
+]
+NnodesOption = Annotated[int, typer.Option("--nnodes", min=1, help="Machines taking part.")]
+NodeRankOption = Annotated[int, typer.Option("--node-rank", min=0, help="This machine's rank.")]
+RendezvousOption = Annotated[
+    str | None, typer.Option("--rdzv-endpoint", help="HOST:PORT of the rendezvous (nnodes>1).")
+]

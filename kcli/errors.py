@@ -15,6 +15,14 @@ from dataclasses import dataclass, replace
 Loc = tuple[str | int, ...]
 
 
+DISTRIBUTION = "kcli-keras"  # kcli's name on PyPI ("kcli" there is another project)
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs an optional part, for an installed copy and for a checkout."""
+    return f'pip install "{DISTRIBUTION}[{extra}]" (in a checkout: pip install -e ".[{extra}]")'
+
+
 def format_loc(loc: Loc) -> str:
     """`('model', 'layers', 2, 'units')` -> `model.layers[2].units`."""
     text = ""

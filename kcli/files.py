@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kcli.errors import StorageError
+from kcli.errors import KcliError, Problem, StorageError
 
 
 def regular_file_mode() -> int:
@@ -73,3 +73,24 @@ def _fsync_folder(folder: Path) -> None:
 def write_json_atomic(path: Path, obj: Any) -> None:
     """`obj` as indented JSON, written atomically (NaN and inf are kept, as Python's json does)."""
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def check_output_path(path: Path, option: str = "-o") -> Path:
+    """An output file the user named: its folder must exist and take a new file; exit 2 if not.
+
+    Checked before any work, so an unwritable `-o` is bad input, not a failure at the end.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise KcliError(Problem(f"{option} {path}: that is a folder; give the file to write"))
+    folder = path.parent
+    if not folder.is_dir():
+        raise KcliError(Problem(f"{option} {path}: the folder {folder} does not exist"))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise KcliError(Problem(f"{option} {path}: cannot write in {folder} ({reason})")) from None
+    os.close(fd)
+    os.unlink(probe)
+    return path

@@ -11,7 +11,7 @@ again by `kcli plot RUN`. Entry point: `write_plots(run_dir)`.
   - `weights.png`: a histogram per weight tensor, after the first epoch (`checkpoints/first.pt`)
     overlaid with after the last (`checkpoints/last.pt`).
 
-matplotlib is optional (`pip install kcli[plots]`) and imported inside the functions that draw.
+matplotlib is optional (the `plots` extra) and imported inside the functions that draw.
 Figures are made with `matplotlib.figure.Figure` on an Agg canvas, never through pyplot: no GUI
 backend can be picked up, and no global figure state leaks between calls or threads.
 

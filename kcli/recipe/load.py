@@ -149,14 +149,20 @@ def _without(data: Any, keys: list[tuple[Loc, str]]) -> Any:
 
 
 def check_recipe(path: str | Path, overrides: list[str] | None = None) -> LoadedRecipe:
-    """load_recipe, then the graph's checks (wiring, cycles, shapes), still without torch."""
+    """load_recipe, then the graph's checks (wiring, cycles, shapes) and the names `expect:`
+    and callback monitors use, still without torch."""
     from kcli.model.graph import plan_graph
+    from kcli.recipe.logged import known_splits, logged_name_problems, missing_package_problems
 
     loaded = load_recipe(path, overrides)
     try:
         plan_graph(loaded.recipe.model)
     except KcliError as err:
         raise locate(err, loaded) from None
+    problems = logged_name_problems(loaded.recipe, *known_splits(loaded.recipe))
+    problems += missing_package_problems(loaded.recipe)
+    if problems:
+        raise locate(KcliError(problems), loaded)
     return loaded
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -118,3 +119,10 @@ def _child(node: Any, part: str | int, here: Loc, text: str) -> Any:
             origin=f"override {text}",
         )
     )
+
+
+def split_overrides(arguments: list[str]) -> tuple[list[str], list[str]]:
+    """Recipe files, then KEY=VALUE overrides (an argument with `=` that is not a file)."""
+    recipes = [a for a in arguments if "=" not in a or Path(a).is_file()]
+    overrides = [a for a in arguments if a not in recipes]
+    return recipes, overrides

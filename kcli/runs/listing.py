@@ -61,13 +61,13 @@ def summarize_run(run_dir: Path) -> RunSummary:
         problem = str(error)
     try:
         rows = read_metrics(run_dir / METRICS_FILE)
-    except (OSError, ValueError):
+    except (OSError, ValueError, KcliError):
         rows = []
     summary = RunSummary(
         id=run_dir.name,
         name=record.name if record else run_dir.parent.name,
         path=run_dir,
-        status=record.status if record else "broken",
+        status=("stale" if record.is_stale() else record.status) if record else "broken",
         started=record.started if record else None,
         epochs=record.epochs_done if record else len(rows),
         best_val_loss=_best(rows, "val_loss", min),

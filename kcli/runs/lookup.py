@@ -5,6 +5,7 @@ A name means that recipe's newest run (`resolve_run`).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -61,6 +62,32 @@ def _pick_run(recipe_folder: Path, require_checkpoint: bool, prefer_completed: b
     )
 
 
+_ID_PREFIX = re.compile(r"^\d{8}(-\d{0,6}(-[0-9a-f]{0,6})?)?$")
+
+
+def _run_with_id(text: str, runs_dir: Path) -> Path | None:
+    """The run whose id is `text` or starts with it (`20261202-1553`); None if no id matches.
+
+    Several matches are a KcliError listing them: a prefix must be unique.
+    """
+    if not _ID_PREFIX.match(text) or not runs_dir.is_dir():
+        return None
+    found = sorted(
+        run
+        for recipe_folder in runs_dir.iterdir()
+        if recipe_folder.is_dir()
+        for run in recipe_folder.iterdir()
+        if run.name.startswith(text) and (run / RUN_FILE).is_file()
+    )
+    if len(found) > 1:
+        shown = ", ".join(f"{run.parent.name}/{run.name}" for run in found[:5])
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        raise KcliError(
+            f"run id '{text}' matches {len(found)} runs: {shown}{more}; give more of it"
+        )
+    return found[0] if found else None
+
+
 def resolve_run(
     arg: str,
     runs_dir: Path,
@@ -68,7 +95,8 @@ def resolve_run(
     require_checkpoint: bool = False,
     prefer_completed: bool = False,
 ) -> Path:
-    """The run folder a RUN argument means: a run folder, or a recipe name (its newest run).
+    """The run folder a RUN argument means: a run folder, a recipe name (its newest run), or a
+    run id or a unique prefix of one (`20261202-155305-d4be2a`, `20261202-1553`).
 
     - A folder holding run.json is that run (its run.json must be readable).
     - A folder of runs (e.g. `runs/digits-mlp`) or a name under `runs_dir` means its newest
@@ -93,6 +121,9 @@ def resolve_run(
             picked = _pick_run(folder, require_checkpoint, prefer_completed)
             if picked is not None:
                 return picked
+    by_id = _run_with_id(arg, runs_dir)
+    if by_id is not None:
+        return resolve_run(str(by_id), runs_dir, require_checkpoint=require_checkpoint)
     names = (
         sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and _runs_under(p))
         if runs_dir.is_dir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import re
 import subprocess
@@ -51,6 +52,20 @@ class RunRecord(BaseModel):
     final_metrics: dict[str, float] = Field(default_factory=dict)
     resumed_from: list[Resume] = Field(default_factory=list)
     distributed: dict[str, Any] | None = None  # world size, backend, replicas' weight digests
+    pid: int | None = None  # the process writing the run while it is running (rank 0)
+    host: str | None = None  # the machine that process runs on
+
+    def is_stale(self) -> bool:
+        """Running, by run.json, but its process on this machine is gone (killed, crashed)."""
+        if self.status != "running" or self.pid is None or self.host != platform.node():
+            return False  # another machine's process cannot be checked from here
+        try:
+            os.kill(self.pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return True
+        except (PermissionError, OSError):
+            return False  # exists, but belongs to another user
+        return False
 
     @property
     def resume_count(self) -> int:
@@ -124,6 +139,8 @@ def new_run_record(
         device=device,
         git_commit=git_commit(),
         recipe_dir=recipe_dir,
+        pid=os.getpid(),
+        host=platform.node(),
     )
 
 
@@ -166,6 +183,8 @@ def set_status(
         "message": message,
         "ended": None if status == "running" else now_iso(),
     }
+    if status == "running":  # (again, after --resume): this process is the one writing it
+        changes.update(pid=os.getpid(), host=platform.node())
     if epochs_done is not None:
         changes["epochs_done"] = epochs_done
     if final_metrics is not None:

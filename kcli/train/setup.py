@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kcli.errors import KcliError, Problem, did_you_mean
+from kcli.errors import KcliError, Problem
 from kcli.fit.steps import Objective
 from kcli.model.graph import GraphPlan
 from kcli.recipe.load import LoadedRecipe, locate
@@ -94,7 +94,7 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
         _check_inputs(plan, splits.input_shapes)
         objective, y_dtype = make_objective(loaded, plan, splits)
         metric_specs = [metric.resolve(recipe.compile.loss) for metric in recipe.compile.metrics]
-        _check_expect(loaded, metric_specs, splits)
+        _check_logged_names(loaded, splits)
         weights = _train_weights(recipe.fit.class_weight, splits)
     except KcliError as error:
         raise locate(error, loaded) from None
@@ -216,34 +216,15 @@ def make_objective(loaded: LoadedRecipe, plan: GraphPlan, splits) -> tuple[Objec
     return objective, torch.long if sparse else torch.float32
 
 
-def metric_names(metric_specs: list, has_validation: bool, has_test: bool) -> list[str]:
-    names = ["loss", *(spec.log_name for spec in metric_specs)]
-    out = list(names)
-    if has_validation:
-        out += [f"val_{n}" for n in names]
-    if has_test:
-        out += [f"test_{n}" for n in names]
-    return out
+def _check_logged_names(loaded: LoadedRecipe, splits) -> None:
+    """`expect:` keys and callback monitors against the splits the data really gave; the
+    optional packages the callbacks need (before the run folder exists)."""
+    from kcli.recipe.logged import logged_name_problems, missing_package_problems
 
-
-def _check_expect(loaded: LoadedRecipe, metric_specs: list, splits) -> None:
-    available = metric_names(metric_specs, splits.validation is not None, splits.test is not None)
-    problems = []
-    for key in loaded.recipe.expect:
-        if key not in available:
-            hint = did_you_mean(key, available)
-            why = ""
-            if key.startswith("test_") and splits.test is None:
-                why = " (there is no test split: set data.test_split or data.test)"
-            elif key.startswith("val_") and splits.validation is None:
-                why = " (there is no validation split: set data.validation_split)"
-            problems.append(
-                Problem(
-                    f"'{key}' is not a metric of this run{why}{hint}; it logs "
-                    f"{', '.join(available)}",
-                    ("expect", key),
-                )
-            )
+    problems = logged_name_problems(
+        loaded.recipe, splits.validation is not None, splits.test is not None
+    )
+    problems += missing_package_problems(loaded.recipe)
     if problems:
         raise KcliError(problems)
 

@@ -30,13 +30,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from kcli.errors import KcliError, Problem, did_you_mean
+from kcli.errors import KcliError, Problem, did_you_mean, install_hint
+from kcli.files import check_output_path
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 TOLERANCE = 1e-5  # float32 kernels of another runtime; relative to the outputs' scale
 SAMPLE_SIZE = 64
 TRACE_BATCH = 3  # traced/exported with this batch; checked on another size (the axis is dynamic)
-EXTRAS_HINT = "pip install kcli[export]"
+EXTRAS_HINT = install_hint("export")
 
 
 @dataclass
@@ -94,8 +95,8 @@ def export_run(
                 f"{', '.join(FORMATS)}"
             )
         )
-    if output is not None and not Path(output).parent.is_dir():
-        raise KcliError(Problem(f"-o {output}: the folder {Path(output).parent} does not exist"))
+    if output is not None:
+        check_output_path(Path(output))
     for module in {
         "onnx": ("onnx", "onnxruntime", "onnxscript"),
         "safetensors": ("safetensors",),

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from kcli.errors import KcliError, Problem
+from kcli.files import check_output_path
 from kcli.use.evaluate import (
     binary_threshold,
     class_labels,
@@ -65,9 +66,7 @@ def output_path(input_path: Path, output: Path | None) -> Path:
     path = output or input_path.with_name(f"{input_path.stem}.predictions.npy")
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise KcliError(Problem(f"-o {path}: predictions are written as .npy or .csv"))
-    if not path.parent.is_dir():
-        raise KcliError(Problem(f"-o {path}: the folder {path.parent} does not exist"))
-    return path
+    return check_output_path(path)
 
 
 def predict_run(

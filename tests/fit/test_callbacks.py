@@ -472,7 +472,8 @@ def test_tensorboard_without_the_package_fails_before_training(monkeypatch):
     # None in sys.modules makes `import` raise ImportError, as if tensorboard were missing.
     monkeypatch.setitem(sys.modules, "tensorboard", None)
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    with pytest.raises(KcliError, match=r"pip install kcli\[tensorboard\]"):
+    hint = r"pip install \"kcli-keras\[tensorboard\]\" \(in a checkout"
+    with pytest.raises(KcliError, match=hint):
         TypeAdapter(CallbackRef).validate_python("TensorBoard").build()
 
 

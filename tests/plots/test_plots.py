@@ -207,6 +207,7 @@ def test_missing_matplotlib_says_how_to_install_it(tmp_path, monkeypatch):
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(KcliError, match=r"pip install kcli\[plots\]"):
+    hint = r"pip install \"kcli-keras\[plots\]\" \(in a checkout: pip install -e \"\.\[plots\]\"\)"
+    with pytest.raises(KcliError, match=hint):
         write_plots(run)
     assert not (run / "plots").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import re
 import shutil
@@ -269,6 +270,17 @@ def test_resolve_run_require_checkpoint(tmp_path):
         resolve_run("m", tmp_path, require_checkpoint=True)
 
 
+def test_resolve_run_by_id_or_unique_prefix(tmp_path):
+    a = make_run(tmp_path, "m", "2026-01-01T10:00:00.000+00:00", run_id="20260101-100000-aaaaaa")
+    b = make_run(tmp_path, "n", "2026-01-01T11:00:00.000+00:00", run_id="20260101-110000-bbbbbb")
+    assert resolve_run("20260101-100000-aaaaaa", tmp_path) == a  # a whole id
+    assert resolve_run("20260101-11", tmp_path) == b  # a prefix that only one run has
+    with pytest.raises(KcliError, match=r"run id '20260101' matches 2 runs: m/20260101-100000"):
+        resolve_run("20260101", tmp_path)
+    with pytest.raises(KcliError, match="no run '20260102'"):
+        resolve_run("20260102", tmp_path)
+
+
 def test_resolve_run_errors_name_what_exists(tmp_path):
     make_run(tmp_path, "digits-mlp", "2026-01-01T10:00:00.000+00:00")
     make_run(tmp_path, "iris", "2026-01-01T10:00:00.000+00:00")
@@ -282,6 +294,40 @@ def test_resolve_run_errors_name_what_exists(tmp_path):
         resolve_run(str(empty), tmp_path)
     with pytest.raises(KcliError, match="holds no runs yet"):
         resolve_run("anything", tmp_path / "nowhere")
+
+
+# ---- stale runs ----------------------------------------------------------------------------
+def test_a_running_run_whose_process_is_gone_is_listed_as_stale(tmp_path):
+    import platform
+    import subprocess
+    import sys
+
+    from kcli.runs import summarize_run, update_run_record
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(gone.stdout)  # that process has exited: no process has this pid now
+    here = platform.node()
+    cases = {
+        "dead here": (dead_pid, here, "stale"),
+        "alive here": (os.getpid(), here, "running"),
+        "on another machine": (dead_pid, here + "-elsewhere", "running"),  # cannot be checked
+    }
+    for label, (pid, host, shown) in cases.items():
+        run = make_run(
+            tmp_path, label.replace(" ", "_"), "2026-01-01T10:00:00.000+00:00", "running"
+        )
+        update_run_record(run, pid=pid, host=host)
+        assert summarize_run(run).status == shown, label
+
+
+def test_a_new_or_resumed_run_records_its_process(tmp_path):
+    import platform
+
+    run = make_run(tmp_path, "m", "2026-01-01T10:00:00.000+00:00", status="interrupted")
+    record = set_status(run, "running")  # what --resume does
+    assert record.pid == os.getpid() and record.host == platform.node()
 
 
 # ---- list_runs ---------------------------------------------------------------------------

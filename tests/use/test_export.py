@@ -134,7 +134,9 @@ def test_not_a_run(tmp_path):
 
 def test_missing_extra_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails
-    assert "pip install kcli[export]" in bad(trained("mlp"), "-f", "onnx")
+    assert 'pip install "kcli-keras[export]" (in a checkout: pip install -e ".[export]")' in bad(
+        trained("mlp"), "-f", "onnx"
+    )
 
 
 def test_a_layer_onnx_cannot_express_is_named(monkeypatch, tmp_path):

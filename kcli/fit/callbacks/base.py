@@ -50,6 +50,12 @@ class CallbackSpec(RegisteredSpec):
     def build(self) -> Callback:
         raise NotImplementedError  # every registered callback overrides this
 
+    def check_available(self) -> None:
+        """KcliError when an optional package the callback needs is missing (without torch).
+
+        Checked by `kcli validate` and before a run folder is made, not only at `build()`.
+        """
+
 
 def _inside_run_folder(value: str) -> str:
     """A path relative to the run folder that stays in it (a run writes only in its folder)."""

@@ -7,13 +7,14 @@ the callback is built.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from kcli.errors import KcliError
+from kcli.errors import KcliError, install_hint
 from kcli.fit.callbacks.base import Callback, CallbackSpec, _inside_run_folder
 
 
@@ -93,14 +94,17 @@ class CSVLoggerCallback(Callback):
 
 
 # ---- TensorBoard -------------------------------------------------------------------------------
+_MISSING_TENSORBOARD = (
+    f"the TensorBoard callback needs the tensorboard package: {install_hint('tensorboard')}"
+)
+
+
 def _summary_writer_class() -> Any:
     """torch's SummaryWriter; KcliError with the install hint when tensorboard is missing."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise KcliError(
-            "the TensorBoard callback needs the tensorboard package: pip install kcli[tensorboard]"
-        ) from None
+        raise KcliError(_MISSING_TENSORBOARD) from None
     return SummaryWriter
 
 
@@ -123,6 +127,14 @@ class TensorBoard(CallbackSpec):
 
     def build(self) -> Callback:
         return TensorBoardCallback(self, _summary_writer_class())
+
+    def check_available(self) -> None:
+        try:
+            found = importlib.util.find_spec("tensorboard") is not None
+        except (ValueError, ImportError):  # in sys.modules as None: blocked, as if missing
+            found = False
+        if not found:
+            raise KcliError(_MISSING_TENSORBOARD)
 
 
 class TensorBoardCallback(Callback):

@@ -40,6 +40,8 @@ class Spec(BaseModel):
     """A frozen, strict recipe object. Unknown keys are errors that name the known ones."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, defer_build=True)
+    # Keys a Keras user writes here that a recipe spells elsewhere: key -> where it goes.
+    keras_pointers: ClassVar[dict[str, str]] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -51,10 +53,11 @@ class Spec(BaseModel):
             known = set(cls.model_fields)
             unknown = [k for k in data if k not in known]
             if unknown:
+                pointers = {k: cls.keras_pointers[k] for k in unknown if k in cls.keras_pointers}
                 raise PydanticCustomError(
                     "unknown_keys",
                     "unknown key(s) {keys}",
-                    {"keys": unknown, "known": sorted(known)},
+                    {"keys": unknown, "known": sorted(known), "pointers": pointers},
                 )
         return data
 
@@ -66,6 +69,8 @@ class Registry:
         self.kind = kind  # e.g. "layer type", "activation": used in messages
         self.specs: dict[str, type[Spec]] = {}
         self._lookup: dict[str, str] = {}
+        # Names a Keras user writes that a recipe says otherwise: name -> what to write.
+        self.pointers: dict[str, str] = {}
 
     def add(self, cls: type[Spec]) -> None:
         name = spec_type_name(cls)
@@ -112,6 +117,13 @@ class Registry:
                 {"options": ", ".join(self.names())},
             )
         canonical = self.canonical(value["type"])
+        pointer = self.pointers.get(loose_key(str(value["type"])))
+        if canonical is None and pointer is not None:
+            raise PydanticCustomError(
+                "unknown_name",
+                "'{name}': {pointer}",
+                {"name": str(value["type"]), "pointer": pointer, "field": "type"},
+            )
         if canonical is None:
             raise PydanticCustomError(
                 "unknown_name",

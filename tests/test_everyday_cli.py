@@ -131,3 +131,122 @@ def test_validate_takes_overrides_and_json(tmp_path):
     assert "did you mean 'val_loss'" in entry["problems"][0]
     ok = json.loads(cli("validate", path, "--json").stdout)
     assert ok == {"recipes": [{"recipe": str(path), "ok": True, "problems": []}]}
+
+
+# ---- Keras habits --------------------------------------------------------------------------
+KERAS_HABITS = """\
+name: habits
+data: {source: "synthetic:moons", params: {n_samples: 64}}
+model:
+  input_shape: [2]
+  layers:
+    - {type: Dense, units: 4}
+    - {type: LeakyReLU, alpha: 0.1}
+    - {type: Dense, units: 2, activation: softmax}
+compile: {optimizer: adam, loss: sparse_categorical_crossentropy}
+fit: {epochs: 2, verbose: VERBOSE}
+"""
+
+
+def test_keras_habits_get_a_pointer(tmp_path):
+    path = tmp_path / "habits.yaml"
+    text = KERAS_HABITS.replace("verbose: VERBOSE", "validation_split: 0.2")
+    path.write_text(text.replace("- {type: Dense, units: 4}", "- {type: InputLayer, shape: [2]}"))
+    result = cli("validate", path)
+    assert result.exit_code == 2
+    assert (
+        f"{path}:6:14: model.layers[0].type: 'InputLayer': a recipe gives the input's shape as "
+        "model.input_shape (or named model.inputs), not as a layer"
+    ) in result.output
+    assert (
+        f"{path}:10:18: fit.validation_split: unknown key 'validation_split': a recipe's splits "
+        "belong to its data: data.validation_split"
+    ) in result.output
+
+
+def test_leaky_relu_takes_keras_2s_alpha():
+    from kcli.model.layers import layer_registry
+
+    layer = layer_registry.get("LeakyReLU").model_validate({"type": "LeakyReLU", "alpha": 0.1})
+    assert layer.negative_slope == 0.1
+    with pytest.raises(ValueError, match="not both"):
+        layer_registry.get("LeakyReLU").model_validate({"alpha": 0.1, "negative_slope": 0.2})
+
+
+@pytest.mark.parametrize(("verbose", "epoch_lines"), [(0, 0), (2, 2), ("auto", 2)])
+def test_fit_verbose_as_keras(verbose, epoch_lines, tmp_path):
+    path = tmp_path / "habits.yaml"
+    path.write_text(KERAS_HABITS.replace("VERBOSE", str(verbose)))
+    result = cli("train", path, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    assert sum(line.startswith("Epoch ") for line in result.output.splitlines()) == epoch_lines
+
+
+def test_a_live_bar_only_where_asked():
+    import io
+
+    from kcli.fit.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert Progress(2, stream=Terminal()).live  # auto: a terminal gets the bar
+    assert not Progress(2, stream=Terminal(), live=False).live  # verbose 2
+    assert not Progress(2, stream=io.StringIO()).live
+
+
+# ---- kcli catalog ----------------------------------------------------------------------------
+def test_catalog_lists_every_kind_with_its_entries():
+    import json
+
+    from kcli.compile.optimizers import optimizer_registry
+    from kcli.data.spec import SKLEARN_DATASETS
+
+    everything = json.loads(cli("catalog", "--json").stdout)
+    assert list(everything) == [
+        "layers", "activations", "initializers", "regularizers", "optimizers", "schedules",
+        "losses", "metrics", "callbacks", "preprocess", "sources",
+    ]  # fmt: skip
+    assert everything["optimizers"] == optimizer_registry.names()  # the registry is the source
+    assert [f"sklearn:{n}" for n in SKLEARN_DATASETS] == everything["sources"][:5]
+    assert "synthetic:moons" in everything["sources"]
+
+
+def test_catalog_describes_one_entry_of_any_kind():
+    import json
+
+    adam = json.loads(cli("catalog", "optimizers", "Adam", "--json").stdout)
+    arguments = {a["name"]: a["default"] for a in adam["arguments"]}
+    assert arguments["epsilon"] == 1e-7 and arguments["beta_1"] == 0.9  # Keras' defaults
+    assert "learning_rate" in adam["common"]  # every optimizer takes it: listed once
+    assert cli("catalog", "adam").stdout.startswith("Adam (optimizer)")  # a name alone
+    moons = json.loads(cli("catalog", "sources", "synthetic:moons", "--json").stdout)
+    assert {a["name"] for a in moons["arguments"]} == {"n_samples", "noise"}
+    steps = cli("catalog", "preprocess").stdout
+    assert "standardize" in steps and "kcli catalog preprocess NAME" in steps
+
+
+def test_a_name_in_the_wrong_catalog_says_where_it_is():
+    result = cli("layers", "Adam")
+    assert result.exit_code == 2
+    assert "unknown layer type 'Adam' (it is in another catalog: kcli catalog optimizers Adam)" in (
+        result.output
+    )
+    unknown = cli("catalog", "widgets")
+    assert unknown.exit_code == 2 and "kinds: layers, activations" in unknown.output
+
+
+def test_validate_print_shows_the_resolved_recipe(tmp_path):
+    import yaml
+
+    path = write(tmp_path, "val_loss")
+    result = cli("validate", path, "fit.epochs=3", "--print")
+    assert result.exit_code == 0, result.output
+    header, _, body = result.stdout.partition("\n")
+    assert header == f"# {path}, resolved"
+    resolved = yaml.safe_load(body)
+    assert resolved["fit"]["epochs"] == 3  # the override
+    assert resolved["fit"]["batch_size"] == 32  # Keras' default, filled in
+    dense = resolved["model"]["layers"][0]
+    assert dense["kernel_initializer"] == {"type": "glorot_uniform"}  # Keras' default

@@ -25,7 +25,7 @@ STAGES = [
     ("plots", {"kcli.plots"}),
     ("train", {"kcli.train"}),
     ("use", {"kcli.use"}),
-    ("cli", {"kcli.cli", "kcli.cli_options", "kcli.__main__"}),
+    ("cli", {"kcli.cli", "kcli.__main__"}),
 ]
 MAX_LINES = 400
 

@@ -46,12 +46,18 @@ class Progress:
     """Prints training progress to `stream`; silent when `quiet`."""
 
     def __init__(
-        self, epochs: int, stream: TextIO | None = None, quiet: bool = False, refresh_hz: float = 4
+        self,
+        epochs: int,
+        stream: TextIO | None = None,
+        quiet: bool = False,
+        refresh_hz: float = 4,
+        live: bool | None = None,
     ) -> None:
+        """`live`: a redrawn progress bar; None: when `stream` is a terminal (Keras' "auto")."""
         self.epochs = epochs
         self.stream = stream or sys.stdout
         self.quiet = quiet
-        self.live = not quiet and self.stream.isatty()
+        self.live = not quiet and (self.stream.isatty() if live is None else live)
         self.interval = 1.0 / refresh_hz
         self._started = 0.0
         self._last_draw = 0.0

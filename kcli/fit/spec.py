@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -34,6 +34,20 @@ class FitSpec(Spec):
         False, description="Distributed: synchronise BatchNormalization statistics across ranks."
     )
     callbacks: list[CallbackRef] = Field(default_factory=list, description="Keras' callbacks.")
+    verbose: Literal["auto", 0, 1, 2] = Field(
+        "auto",
+        description="Keras' verbose: 0 silent, 1 a live progress bar (on a terminal), 2 one line "
+        "per epoch; auto: 1 on a terminal, else 2.",
+    )
+
+    keras_pointers: ClassVar[dict[str, str]] = {
+        "validation_split": "a recipe's splits belong to its data: data.validation_split",
+        "validation_data": "give the validation data as data.validation (a source)",
+        "x": "a recipe's data is data.source",
+        "y": "a recipe's data is data.source (and data.y or data.target)",
+        "initial_epoch": "continue a run from its checkpoint with kcli train --resume RUN",
+        "steps_per_epoch": "a generator's steps per epoch are data.steps_per_epoch",
+    }
 
     @field_validator("precision", mode="before")
     @classmethod

@@ -1,4 +1,9 @@
-"""`kcli layers`: the layer catalog read off the layer specs themselves (no second list)."""
+"""`kcli catalog` and `kcli layers`: every catalog read off the specs themselves (no second list).
+
+Kinds: layers, activations, initializers, regularizers, optimizers, schedules, losses, metrics,
+callbacks, preprocess steps and data sources (scikit-learn's and the synthetic generators, with
+their parameters). `kcli layers` is the layers' view of the same tables.
+"""
 
 from __future__ import annotations
 
@@ -13,29 +18,128 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from kcli.errors import KcliError, Problem, did_you_mean
-from kcli.model.layers import layer_registry
-from kcli.model.layers.base import LayerSpec
 from kcli.registry import Registry
 
-# Arguments every layer takes; listed once in the catalog's footer, not for every layer.
-_COMMON = set(LayerSpec.model_fields)
 REQUIRED = "(required)"  # the `default` of an argument a recipe must give (kept in --json)
+KINDS = (
+    "layers",
+    "activations",
+    "initializers",
+    "regularizers",
+    "optimizers",
+    "schedules",
+    "losses",
+    "metrics",
+    "callbacks",
+    "preprocess",
+    "sources",
+)
+SINGULAR = {
+    "layers": "layer",
+    "activations": "activation",
+    "initializers": "initializer",
+    "regularizers": "regularizer",
+    "optimizers": "optimizer",
+    "schedules": "learning rate schedule",
+    "losses": "loss",
+    "metrics": "metric",
+    "callbacks": "callback",
+    "preprocess": "preprocess step",
+    "sources": "data source",
+}
 
 
-def _summary_line(cls: type) -> str:
+def entries(kind: str) -> dict[str, type | None]:
+    """Name -> spec class (None: a name without arguments) of one catalog."""
+    kind = canonical_kind(kind)
+    if kind == "sources":
+        from kcli.data.spec import SKLEARN_DATASETS
+        from kcli.data.synthetic import SYNTHETIC_PARAMS
+
+        found: dict[str, type | None] = {f"sklearn:{n}": None for n in SKLEARN_DATASETS}
+        return found | {f"synthetic:{n}": cls for n, cls in SYNTHETIC_PARAMS.items()}
+    if kind == "regularizers":
+        from kcli.model.regularizers import RegularizerSpec
+
+        return {"l1_l2": RegularizerSpec}
+    return dict(_registry(kind).specs)
+
+
+def _registry(kind: str) -> Registry:
+    import importlib
+
+    module, name = {
+        "layers": ("kcli.model.layers", "layer_registry"),
+        "activations": ("kcli.model.activations", "activation_registry"),
+        "initializers": ("kcli.model.initializers", "initializer_registry"),
+        "optimizers": ("kcli.compile.optimizers", "optimizer_registry"),
+        "schedules": ("kcli.compile.schedules", "schedule_registry"),
+        "losses": ("kcli.compile.losses", "loss_registry"),
+        "metrics": ("kcli.compile.metrics", "metric_registry"),
+        "callbacks": ("kcli.fit.callbacks", "callback_registry"),
+        "preprocess": ("kcli.data.steps", "preprocess_registry"),
+    }[kind]
+    return getattr(importlib.import_module(module), name)
+
+
+def canonical_kind(kind: str) -> str:
+    """`optimizer`, `Optimizers` -> `optimizers`; KcliError with the kinds for anything else."""
+    text = kind.lower().strip()
+    for known in KINDS:
+        if text in (known, known.removesuffix("s"), known.removesuffix("es")):
+            return known
+    raise KcliError(
+        Problem(f"unknown catalog '{kind}'{did_you_mean(kind, KINDS)}; kinds: {', '.join(KINDS)}")
+    )
+
+
+def _lookup(kind: str, name: str) -> str | None:
+    """The catalog's own spelling of `name` (loose, as recipes match names), or None."""
+    names = entries(kind)
+    if kind in ("sources", "regularizers"):
+        lowered = {n.lower(): n for n in names}
+        return lowered.get(name.lower())
+    return _registry(kind).canonical(name)
+
+
+def find_entry(name: str) -> list[tuple[str, str]]:
+    """(kind, canonical name) of every catalog that has `name`."""
+    return [(kind, found) for kind in KINDS if (found := _lookup(kind, name)) is not None]
+
+
+def _summary_line(cls: type | None, name: str) -> str:
+    if cls is None:
+        return f"scikit-learn's bundled {name.partition(':')[2]} data set (no parameters)"
     doc = inspect.cleandoc(cls.__doc__ or "")
     return doc.splitlines()[0] if doc else ""
 
 
-def _family(cls: type) -> str:
+def _family(cls: type | None) -> str:
+    if cls is None:
+        return "sklearn"
     return cls.__module__.rsplit(".", 1)[-1].replace("_", " ")
 
 
-def list_layers() -> list[dict[str, str]]:
+def list_entries(kind: str) -> list[dict[str, str]]:
     return [
-        {"type": name, "family": _family(cls), "summary": _summary_line(cls)}
-        for name, cls in layer_registry.specs.items()
+        {"type": name, "family": _family(cls), "summary": _summary_line(cls, name)}
+        for name, cls in entries(kind).items()
     ]
+
+
+def list_layers() -> list[dict[str, str]]:
+    return list_entries("layers")
+
+
+def common_arguments(kind: str) -> set[str]:
+    """Arguments every entry of a catalog takes (listed once, not for each entry)."""
+    classes = [cls for cls in entries(kind).values() if cls is not None]
+    if kind == "sources" or len(classes) < 2:
+        return {"type"}
+    shared = set(classes[0].model_fields)
+    for cls in classes[1:]:
+        shared &= set(cls.model_fields)
+    return shared | {"type"}
 
 
 def _type_text(annotation: Any) -> str:
@@ -80,16 +184,21 @@ def _constraints(metadata: list) -> str:
     return ", ".join(found)
 
 
-def describe_layer(name: str) -> dict[str, Any]:
-    canonical = layer_registry.canonical(name)
+def describe_entry(kind: str, name: str) -> dict[str, Any]:
+    kind = canonical_kind(kind)
+    canonical = _lookup(kind, name)
     if canonical is None:
+        elsewhere = [f"kcli catalog {k} {n}" for k, n in find_entry(name)]
+        hint = f" (it is in another catalog: {', '.join(elsewhere)})" if elsewhere else ""
+        singular = "layer type" if kind == "layers" else SINGULAR[kind]
         raise KcliError(
-            Problem(f"unknown layer type '{name}'{did_you_mean(name, layer_registry.names())}")
+            Problem(f"unknown {singular} '{name}'{hint or did_you_mean(name, list(entries(kind)))}")
         )
-    cls = layer_registry.specs[canonical]
+    cls = entries(kind)[canonical]
+    common = common_arguments(kind)
     arguments = []
-    for field_name, field in cls.model_fields.items():
-        if field_name == "type" or field_name in _COMMON:
+    for field_name, field in (cls.model_fields if cls is not None else {}).items():
+        if field_name in common:
             continue
         if field.default is PydanticUndefined and field.default_factory is None:
             default: Any = REQUIRED
@@ -108,14 +217,19 @@ def describe_layer(name: str) -> dict[str, Any]:
                 "description": field.description or "",
             }
         )
-    doc = inspect.cleandoc(cls.__doc__ or "")
+    doc = inspect.cleandoc(cls.__doc__ or "") if cls is not None else _summary_line(None, name)
     return {
         "type": canonical,
+        "kind": kind,
         "family": _family(cls),
         "doc": doc,
         "arguments": arguments,
-        "common": sorted(_COMMON - {"type"}),
+        "common": sorted(common - {"type"}),
     }
+
+
+def describe_layer(name: str) -> dict[str, Any]:
+    return describe_entry("layers", name)
 
 
 def _console(buffer: io.StringIO):
@@ -124,10 +238,11 @@ def _console(buffer: io.StringIO):
     return Console(file=buffer, width=110, color_system=None, force_terminal=False)
 
 
-def render_layers(catalog: list[dict[str, str]]) -> str:
+def render_entries(kind: str, catalog: list[dict[str, str]]) -> str:
     from rich.table import Table
 
-    table = Table(title="kcli layers (Keras names)", title_justify="left")
+    title = {"layers": "kcli layers (Keras names)"}.get(kind, f"kcli catalog {kind}")
+    table = Table(title=title, title_justify="left")
     for column in ("type", "family", "summary"):
         table.add_column(column)
     for row in catalog:
@@ -135,9 +250,23 @@ def render_layers(catalog: list[dict[str, str]]) -> str:
     buffer = io.StringIO()
     console = _console(buffer)
     console.print(table)
-    common = ", ".join(sorted(_COMMON - {"type"}))
-    console.print(f"Every layer also takes: {common}. `kcli layers NAME` shows one layer.")
+    common = ", ".join(sorted(common_arguments(kind) - {"type"}))
+    what = "layer" if kind == "layers" else "entry"
+    also = f"Every {what} also takes: {common}. " if common else ""
+    command = "kcli layers NAME" if kind == "layers" else f"kcli catalog {kind} NAME"
+    console.print(f"{also}`{command}` shows one.", highlight=False)
     return buffer.getvalue()
+
+
+def render_layers(catalog: list[dict[str, str]]) -> str:
+    return render_entries("layers", catalog)
+
+
+def render_kinds() -> str:
+    """`kcli catalog`: the kinds and how many entries each has."""
+    lines = ["kcli catalog KIND [NAME]: the names a recipe can use, with their arguments."]
+    lines += [f"  {kind:<13} {len(entries(kind)):>3}" for kind in KINDS]
+    return "\n".join(lines) + "\n"
 
 
 def yaml_spelling(value: Any) -> str:
@@ -167,9 +296,17 @@ def render_layer(layer: dict[str, Any]) -> str:
         )
     buffer = io.StringIO()
     console = _console(buffer)
-    console.print(f"{layer['type']} ({layer['family']} layer)", highlight=False)
+    kind = layer.get("kind", "layers")
+    if kind == "layers":
+        heading = f"{layer['type']} ({layer['family']} layer)"
+    elif kind == "sources":
+        heading = f"{layer['type']} ({layer['family']} data source)"
+    else:
+        heading = f"{layer['type']} ({SINGULAR[kind]})"
+    console.print(heading, highlight=False)
     if layer["doc"]:
         console.print(layer["doc"], highlight=False)
-    console.print(table)
-    console.print(f"Also: {', '.join(layer['common'])}.", highlight=False)
+    console.print(table if layer["arguments"] else "(no arguments of its own)", highlight=False)
+    if layer["common"]:
+        console.print(f"Also: {', '.join(layer['common'])}.", highlight=False)
     return buffer.getvalue()

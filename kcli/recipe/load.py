@@ -230,7 +230,9 @@ def problems_from_validation(err: ValidationError, data: Any, source: SourceMap)
         if kind == "unknown_keys":
             base = _data_path(error["loc"], data, False)
             for key in ctx["keys"]:
-                message = f"unknown key '{key}'{did_you_mean(key, ctx['known'])}"
+                pointer = (ctx.get("pointers") or {}).get(key)
+                hint = f": {pointer}" if pointer else did_you_mean(key, ctx["known"])
+                message = f"unknown key '{key}'{hint}"
                 by_place.setdefault(((*base, key), True), []).append((message, None))
             continue
         path = _data_path(error["loc"], data, kind == "missing")

@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from kcli.errors import KcliError
 from kcli.runs.folder import EVAL_FILE, METRICS_FILE, RUN_FILE, RUN_ID
 from kcli.runs.lookup import _started_key
@@ -32,6 +34,8 @@ class RunSummary:
     test_metrics: dict[str, float] = field(default_factory=dict)  # eval.json
     duration_s: float | None = None
     problem: str | None = None  # why a broken run is broken
+    gates: str = "-"  # pass | FAIL | none (no expect:) | - (not completed)
+    checkpoint: str | None = None  # which checkpoint holds the final weights (eval.json)
 
 
 def _best(rows: list[dict[str, float]], column: str, pick: Any) -> float | None:
@@ -39,11 +43,37 @@ def _best(rows: list[dict[str, float]], column: str, pick: Any) -> float | None:
     return pick(values) if values else None
 
 
-def _test_metrics(run_dir: Path) -> dict[str, float]:
+def _eval_document(run_dir: Path) -> Any:
     try:
-        document = json.loads((run_dir / EVAL_FILE).read_text(encoding="utf-8"))
+        return json.loads((run_dir / EVAL_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def _final_checkpoint(run_dir: Path) -> str | None:
+    document = _eval_document(run_dir)
+    checkpoint = document.get("checkpoint") if isinstance(document, dict) else None
+    return checkpoint if isinstance(checkpoint, str) else None
+
+
+def _gates(run_dir: Path, record: Any) -> str:
+    """pass / FAIL for a completed run with `expect:` gates, none without any, - otherwise.
+
+    A completed run's message lists its failed gates, and only those.
+    """
+    if record is None or record.status != "completed":
+        return "-"
+    try:
+        recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return "-"
+    if not isinstance(recipe, dict) or not recipe.get("expect"):
+        return "none"
+    return "FAIL" if record.message else "pass"
+
+
+def _test_metrics(run_dir: Path) -> dict[str, float]:
+    document = _eval_document(run_dir)
     if isinstance(document, dict) and isinstance(document.get("metrics"), dict):
         document = document["metrics"]
     if not isinstance(document, dict):
@@ -75,6 +105,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
         final={k: v for k, v in rows[-1].items() if k != "epoch"} if rows else {},
         test_metrics=_test_metrics(run_dir),
         problem=problem,
+        gates=_gates(run_dir, record),
+        checkpoint=_final_checkpoint(run_dir),
     )
     if record and record.ended:
         try:

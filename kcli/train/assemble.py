@@ -98,7 +98,13 @@ def make_trainer(
     if recipe.fit.compile:
         stepper.compile()
     stream = sys.stderr if options.json else sys.stdout
-    progress = Progress(recipe.fit.epochs, stream=stream, quiet=options.quiet or rank != 0)
+    verbose = recipe.fit.verbose
+    progress = Progress(
+        recipe.fit.epochs,
+        stream=stream,
+        quiet=options.quiet or rank != 0 or verbose == 0,
+        live={1: None, 2: False}.get(verbose),  # 2: one line per epoch even on a terminal
+    )
     splits = prepared.splits
     trainer = Trainer(
         model=model,

@@ -69,13 +69,14 @@ def train(recipe_path: str | None, overrides: list[str], options: TrainOptions) 
 def _load_for_resume(run_dir: Path, overrides: list[str]) -> LoadedRecipe:
     original = load_recipe(run_dir / "recipe.yaml")
     loaded = load_recipe(run_dir / "recipe.yaml", overrides)
-    before = original.recipe.model_dump(exclude={"fit": {"epochs"}})
-    after = loaded.recipe.model_dump(exclude={"fit": {"epochs"}})
+    # How much is printed is not part of the run: verbose may change too.
+    before = original.recipe.model_dump(exclude={"fit": {"epochs", "verbose"}})
+    after = loaded.recipe.model_dump(exclude={"fit": {"epochs", "verbose"}})
     if before != after:
         raise KcliError(
             Problem(
-                "only fit.epochs can change when resuming (anything else would not continue "
-                "the same run); start a new run instead",
+                "only fit.epochs can change when resuming (and fit.verbose; anything else would "
+                "not continue the same run); start a new run instead",
                 origin="--resume",
             )
         )

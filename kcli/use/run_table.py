@@ -38,7 +38,10 @@ def headline_metric(rows: list[dict[str, float]]) -> str:
 
 def run_row(summary: RunSummary) -> dict[str, Any]:
     """One run as `kcli runs --json` gives it."""
-    rows = read_metrics(summary.path / METRICS_FILE)
+    try:
+        rows = read_metrics(summary.path / METRICS_FILE)
+    except KcliError:  # a damaged metrics.csv: the run is still listed
+        rows = []
     metric = headline_metric(rows)
     best = None
     values = [(row.get(f"val_{metric}", math.nan), int(row["epoch"])) for row in rows]
@@ -62,6 +65,8 @@ def run_row(summary: RunSummary) -> dict[str, Any]:
         "final": summary.final,
         "duration_s": summary.duration_s,
         "problem": summary.problem,
+        "gates": summary.gates,
+        "checkpoint": summary.checkpoint,
     }
 
 
@@ -83,9 +88,13 @@ def format_duration(seconds: float | None) -> str:
 
 
 def _console(buffer: io.StringIO):
+    import shutil
+
     from rich.console import Console
 
-    return Console(file=buffer, width=120, color_system=None, force_terminal=False)
+    # The terminal's width (COLUMNS, or 120 when there is no terminal, as in a pipe).
+    width = shutil.get_terminal_size((120, 24)).columns
+    return Console(file=buffer, width=width, color_system=None, force_terminal=False)
 
 
 def render_runs(rows: list[dict[str, Any]], runs_dir: Path) -> str:
@@ -99,8 +108,11 @@ def render_runs(rows: list[dict[str, Any]], runs_dir: Path) -> str:
         return buffer.getvalue()
     table = Table(title=f"runs in {runs_dir}, newest first", title_justify="left")
     # "best val ... @N": the best validation value and the epoch that reached it
-    for column in ("run id", "recipe", "status", "epochs", "best val", "test", "duration"):
-        table.add_column(column, justify="right" if column in ("epochs", "duration") else "left")
+    # The id is never cut or wrapped, whatever the width: it is what other commands take.
+    table.add_column("run id", no_wrap=True, min_width=len(rows[0]["id"]))
+    for column in ("recipe", "status", "epochs", "best val", "test", "gates", "weights"):
+        table.add_column(column, justify="right" if column == "epochs" else "left")
+    table.add_column("duration", justify="right")
     for row in rows:
         best, test = row["best_val"], row["test"]
         table.add_row(
@@ -110,6 +122,8 @@ def render_runs(rows: list[dict[str, Any]], runs_dir: Path) -> str:
             str(row["epochs"]),
             f"{best['metric']} {best['value']:.4f} @{best['epoch']}" if best else "-",
             f"{test['metric']} {test['value']:.4f}" if test else "-",
+            row["gates"],
+            row["checkpoint"] or "-",
             format_duration(row["duration_s"]),
         )
     console.print(table)

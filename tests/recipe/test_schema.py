@@ -50,3 +50,53 @@ def test_the_schema_rejects_unknown_keys_and_layer_types(validator):
     assert not validator.is_valid(recipe)  # the layer type 'Dens' alone makes it invalid
     recipe["model"]["layers"][0]["type"] = "Dense"
     assert validator.is_valid(recipe)
+
+
+def corpus_recipe(layers, optimizer="adam", loss="sparse_categorical_crossentropy", shape=None):
+    return {
+        "name": "corpus",
+        "data": {"source": "sklearn:digits"},
+        "model": {"input_shape": shape or [64], "layers": layers},
+        "compile": {"optimizer": optimizer, "loss": loss},
+    }
+
+
+IMAGE = [8, 8, 1]
+CORPUS = {
+    # kcli's loose spellings and aliases: valid for kcli, so valid for the schema too
+    "dense lower case": (corpus_recipe([{"type": "dense", "units": 10}]), True),
+    "DENSE upper case": (corpus_recipe([{"type": "DENSE", "units": 10}]), True),
+    "Conv2d and MaxPool2D": (
+        corpus_recipe(
+            [
+                {"type": "Conv2d", "filters": 4, "kernel_size": 3},
+                {"type": "MaxPool2D"},
+                {"type": "flatten"},
+                {"type": "Dense", "units": 10, "activation": "ReLU"},
+            ],
+            shape=IMAGE,
+        ),
+        True,
+    ),
+    "optimizer ADAM, loss Mean_Squared_Error": (
+        corpus_recipe([{"type": "Dense", "units": 1}], optimizer="ADAM", loss="Mean_Squared_Error"),
+        True,
+    ),
+    "loss alias mse": (corpus_recipe([{"type": "Dense", "units": 1}], loss="mse"), True),
+    # mistakes: refused by both
+    "layer type Dense2": (corpus_recipe([{"type": "Dense2", "units": 10}]), False),
+    "layer type Dens": (corpus_recipe([{"type": "Dens", "units": 10}]), False),
+    "units as text": (corpus_recipe([{"type": "Dense", "units": "ten"}]), False),
+    "unknown key": (corpus_recipe([{"type": "Dense", "unitz": 10}]), False),
+    "optimizer adamm": (corpus_recipe([{"type": "Dense", "units": 10}], optimizer="adamm"), False),
+}
+
+
+@pytest.mark.parametrize("case", list(CORPUS))
+def test_kcli_and_the_schema_agree_on_a_corpus(validator, case, tmp_path):
+    recipe, valid = CORPUS[case]
+    path = tmp_path / "corpus.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    kcli_ok = CliRunner().invoke(app, ["validate", str(path)]).exit_code == 0
+    assert kcli_ok is valid
+    assert validator.is_valid(recipe) is valid, [e.message for e in validator.iter_errors(recipe)]

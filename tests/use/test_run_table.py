@@ -47,6 +47,29 @@ def test_best_val_and_test_metric_are_the_runs_own():
     assert row["recipe"] == "mlp" and row["epochs"] == 2 and row["duration_s"] > 0
 
 
+def test_gate_result_and_final_weights_are_listed(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    plain = copy_run(trained("mlp"), runs, "20260101-100000-aaaaaa", "2026-01-01T10:00:00+00:00")
+    gated = copy_run(trained("mlp"), runs, "20260102-100000-bbbbbb", "2026-01-02T10:00:00+00:00")
+    failed = copy_run(trained("mlp"), runs, "20260103-100000-cccccc", "2026-01-03T10:00:00+00:00")
+    for run, message in ((gated, None), (failed, "expect accuracy >= 0.99: got 0.5000")):
+        recipe = run / "recipe.yaml"
+        recipe.write_text(recipe.read_text() + "expect:\n  accuracy: '>= 0.99'\n")
+        record = json.loads((run / "run.json").read_text())
+        record["message"] = message
+        (run / "run.json").write_text(json.dumps(record))
+    rows = {row["id"]: row for row in json.loads(cli("runs", runs, "--json").stdout)}
+    assert rows[plain.name]["gates"] == "none"
+    assert rows[gated.name]["gates"] == "pass"
+    assert rows[failed.name]["gates"] == "FAIL"
+    expected = json.loads((plain / "eval.json").read_text())["checkpoint"]
+    assert rows[plain.name]["checkpoint"] == expected
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal: the ids still come out whole
+    table = cli("runs", runs).stdout
+    assert all(run.name in table for run in (plain, gated, failed))
+    assert max(len(line) for line in table.splitlines()) <= 60
+
+
 def test_compare_shows_the_recipe_diff_and_both_metrics():
     recipe = workspace() / "mlp.yaml"
     trained("mlp")  # writes the recipe

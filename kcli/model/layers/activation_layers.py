@@ -8,9 +8,9 @@ logits to a crossentropy loss just as `activation: softmax` does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from kcli.errors import ShapeError
 from kcli.model import activations as act
@@ -72,6 +72,18 @@ class LeakyReLU(_Weightless):
 
     type: Literal["LeakyReLU"] = "LeakyReLU"
     negative_slope: float = Field(0.3, ge=0, description="The slope for negative inputs.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keras2_alpha(cls, data: Any) -> Any:
+        """`alpha`, Keras 2's name for the slope (Keras 3 still takes it, with a warning)."""
+        if isinstance(data, dict) and "alpha" in data:
+            if "negative_slope" in data:
+                raise ValueError("give negative_slope or alpha (its Keras 2 name), not both")
+            data = {k: v for k, v in data.items() if k != "alpha"} | {
+                "negative_slope": data["alpha"]
+            }
+        return data
 
     def activation_spec(self) -> act.ActivationSpec:
         return act.LeakyRelu(negative_slope=self.negative_slope)

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 Shape = tuple[int | None, ...]
 
 layer_registry = Registry("layer type")
+_INPUT_POINTER = (
+    "a recipe gives the input's shape as model.input_shape (or named model.inputs), not as a layer"
+)
+layer_registry.pointers.update(input=_INPUT_POINTER, inputlayer=_INPUT_POINTER)
 
 
 def keras_snake_case(name: str) -> str:

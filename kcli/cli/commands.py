@@ -1,24 +1,20 @@
-"""The `kcli` command line: one short function per command, and the only place that prints.
+"""The commands that train and use runs: validate, train, summarize, eval, predict, export,
+plot, runs.
 
-Each command parses its arguments, calls one function, and prints its result. `KcliError` (bad
-input) becomes its message lines on stderr and exit 2; never a traceback. Heavy imports (torch,
-sklearn, matplotlib) happen inside the commands that need them, so `kcli --help`, `validate`,
-`schema` and `layers` stay fast.
+Each parses its arguments, calls one function, and prints its result. Heavy imports (torch,
+sklearn, matplotlib) happen inside the commands that need them.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from kcli import __version__
-from kcli.cli_options import (
+from kcli.cli.app import app, err, print_json, reports_errors
+from kcli.cli.options import (
     CheckpointOption,
     DeviceOption,
     JsonFlag,
@@ -33,63 +29,7 @@ from kcli.cli_options import (
     RunsDir,
     TrainDeviceOption,
 )
-from kcli.errors import ExpectationFailed, KcliError, StorageError, TrainingDiverged
-from kcli.memory import pause_collection
-
-app = typer.Typer(
-    name="kcli",
-    help="Keras-style declarative training for PyTorch: a YAML recipe in, a reproducible run out.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-def err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def reports_errors(command):
-    """Turn kcli's exceptions into messages and exit codes (2 bad input, 1 failed gate/NaN)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except KcliError as error:
-            for line in error.lines():
-                err(line)
-            raise typer.Exit(error.exit_code) from None
-        except (ExpectationFailed, TrainingDiverged) as error:
-            err(str(error))
-            raise typer.Exit(1) from None
-        except StorageError as error:  # disk full, file too large: not bad input
-            err(str(error))
-            if error.hint:
-                err(error.hint)
-            raise typer.Exit(error.exit_code) from None
-
-    return wrapper
-
-
-def print_json(document: Any) -> None:
-    print(json.dumps(document, indent=2, default=float))
-
-
-def _version(value: bool) -> None:
-    if value:
-        print(f"kcli {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
-    ] = False,
-) -> None:
-    """Keras-style declarative training for PyTorch."""
+from kcli.errors import KcliError, TrainingDiverged
 
 
 @app.command()
@@ -104,6 +44,10 @@ def validate(
     ],
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
+    print_recipe: Annotated[
+        bool,
+        typer.Option("--print", help="Print the resolved recipe (defaults, overrides) instead."),
+    ] = False,
 ) -> None:
     """Check recipes (schema, graph wiring, shapes, logged names) without training; exit 0 or 2."""
     from kcli.recipe.load import check_recipe
@@ -115,14 +59,15 @@ def validate(
     problems, results = [], []
     for path in recipes:
         try:
-            check_recipe(path, overrides)
-            found = []
+            loaded, found = check_recipe(path, overrides), []
         except KcliError as error:
             found = error.problems
         problems += found
         results.append({"recipe": path, "ok": not found, "problems": [str(p) for p in found]})
-        if not found and not quiet and not as_json:
-            print(f"{path}: ok")
+        if found or quiet or as_json:
+            continue
+        # The resolved recipe is what `kcli train` would run (and writes as the run's recipe.yaml).
+        print(f"# {path}, resolved\n{loaded.resolved_yaml()}" if print_recipe else f"{path}: ok")
     if as_json:
         print_json({"recipes": results})
     if problems:
@@ -216,34 +161,6 @@ def summarize(
         from kcli.model.summary import render_summary
 
         print(render_summary(summary), end="")
-
-
-@app.command()
-@reports_errors
-def layers(
-    name: Annotated[str | None, typer.Argument(help="A layer type to describe.")] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """The layer catalog, or one layer's arguments with their types and defaults."""
-    from kcli.recipe.catalog import describe_layer, list_layers, render_layer, render_layers
-
-    if name is None:
-        catalog = list_layers()
-        print_json(catalog) if as_json else print(render_layers(catalog), end="")
-    else:
-        layer = describe_layer(name)
-        print_json(layer) if as_json else print(render_layer(layer), end="")
-
-
-@app.command()
-def schema() -> None:
-    """The JSON Schema of recipes, for editors' YAML language servers."""
-    from kcli.recipe.schema import Recipe
-
-    document = Recipe.model_json_schema()
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = "kcli recipe"
-    print_json(document)
 
 
 @app.command(name="eval")
@@ -389,11 +306,3 @@ def runs(
         raise KcliError(f"no runs folder {folder}")
     rows = run_rows(where)
     print_json(rows) if as_json else print(render_runs(rows, where), end="")
-
-
-def main() -> None:
-    pause_collection()  # until the heavy work is loaded: see kcli/memory.py
-    # kcli uses no pydantic plugins; looking for them scans every installed package's entry
-    # points (a tenth of `kcli validate`'s time).
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    app()

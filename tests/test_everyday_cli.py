@@ -250,3 +250,98 @@ def test_validate_print_shows_the_resolved_recipe(tmp_path):
     assert resolved["fit"]["batch_size"] == 32  # Keras' default, filled in
     dense = resolved["model"]["layers"][0]
     assert dense["kernel_initializer"] == {"type": "glorot_uniform"}  # Keras' default
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # digits has 10 classes (scikit-learn's bundled set): a 5-unit softmax cannot hold them
+        (
+            "model.layers.2.units=5",
+            "labels go up to 9 but the output has 5 units (one per class): give the last layer "
+            "10 units",
+        ),
+        (
+            "model.layers.2.units=1",
+            "sparse_categorical_crossentropy needs one output unit per class, but the output has 1 "
+            "unit",
+        ),
+    ],
+)
+def test_validate_checks_the_loss_against_the_output(override, message):
+    quickstart = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+    result = cli("validate", quickstart, override)
+    assert result.exit_code == 2
+    assert f"{quickstart}:22:9: compile.loss: {message}" in result.output
+
+
+def test_validate_knows_a_synthetic_sources_classes(tmp_path):
+    path = tmp_path / "spirals.yaml"  # spirals: 3 classes by default
+    path.write_text(
+        RECIPE.format(monitor="val_loss", callback="EarlyStopping", val=0.25).replace(
+            "synthetic:moons", "synthetic:spirals"
+        )
+    )
+    result = cli("validate", path)
+    assert result.exit_code == 2
+    assert "labels go up to 2 but the output has 2 units" in result.output
+    assert cli("validate", path, "data.params.n_classes=2").exit_code == 0
+
+
+# ---- several recipe files, merged in order ------------------------------------------------
+BASE = """\
+name: merged
+data: {source: "synthetic:moons", params: {n_samples: 64}, validation_split: 0.25}
+model:
+  input_shape: [2]
+  layers:
+    - {type: Dense, units: 8, activation: relu}
+    - {type: Dense, units: 2, activation: softmax}
+compile: {optimizer: adam, loss: sparse_categorical_crossentropy}
+fit: {epochs: 5, batch_size: 16}
+"""
+
+
+def test_later_recipe_files_win_and_errors_name_their_own_file(tmp_path):
+    import yaml
+
+    base, small = tmp_path / "base.yaml", tmp_path / "small.yaml"
+    base.write_text(BASE)
+    small.write_text("fit:\n  epochs: 1\n  batch_sise: 8\n")
+    wrong = cli("validate", "--merge", base, small)
+    assert wrong.exit_code == 2
+    assert f"{small}:3:3: fit.batch_sise: unknown key 'batch_sise'" in wrong.output
+    small.write_text("fit:\n  epochs: 1\nmodel:\n  layers:\n    - {type: Dense, units: 0}\n")
+    located = cli("validate", "--merge", base, small)
+    assert f"{small}:5:28: model.layers[0].units: must be > 0" in located.output  # list replaced
+    small.write_text("fit:\n  epochs: 1\n")
+    printed = cli("validate", "--merge", "--print", base, small, "fit.batch_size=4")
+    resolved = yaml.safe_load(printed.stdout.partition("\n")[2])
+    # merged key by key: epochs from small.yaml, batch_size from the override, the rest from base
+    assert resolved["fit"]["epochs"] == 1 and resolved["fit"]["batch_size"] == 4
+    assert resolved["model"]["layers"][0]["units"] == 8
+    trained = cli("train", base, small, "--runs-dir", tmp_path / "runs", "-q")
+    assert trained.exit_code == 0, trained.output
+    run = Path(trained.stdout.strip())
+    assert yaml.safe_load((run / "recipe.yaml").read_text())["fit"]["epochs"] == 1
+    assert len((run / "metrics.csv").read_text().splitlines()) == 2  # header + 1 epoch
+
+
+def test_commands_acting_on_a_run_say_which(tmp_path):
+    import numpy as np
+
+    from tests.trained import runs_dir, trained
+
+    run = trained("mlp")
+    np.save(tmp_path / "x.npy", np.zeros((2, 6), np.float32))
+    # A recipe name means its newest run: the command says which one it took.
+    predicted = cli(
+        "predict", "mlp", tmp_path / "x.npy", "-o", tmp_path / "p.npy", "--runs-dir", runs_dir()
+    )
+    assert predicted.exit_code == 0, predicted.output
+    assert f"run: {run}" in predicted.stderr
+    exported = cli(
+        "export", "mlp", "-f", "safetensors", "-o", tmp_path / "m.st", "--runs-dir", runs_dir()
+    )
+    assert exported.exit_code == 0, exported.output
+    assert f"run: {run} (" in exported.stderr and "checkpoint)" in exported.stderr

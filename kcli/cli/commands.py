@@ -48,18 +48,22 @@ def validate(
         bool,
         typer.Option("--print", help="Print the resolved recipe (defaults, overrides) instead."),
     ] = False,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="One recipe: the files merged in order (as train).")
+    ] = False,
 ) -> None:
     """Check recipes (schema, graph wiring, shapes, logged names) without training; exit 0 or 2."""
     from kcli.recipe.load import check_recipe
     from kcli.recipe.overrides import split_overrides
 
-    recipes, overrides = split_overrides(arguments)
+    recipes, overrides = split_overrides(arguments, all_files=True)
     if not recipes:
         raise KcliError("give at least one recipe file")
     problems, results = [], []
-    for path in recipes:
+    groups = [(recipes[0], recipes[1:])] if merge else [(path, []) for path in recipes]
+    for path, merged in groups:
         try:
-            loaded, found = check_recipe(path, overrides), []
+            loaded, found = check_recipe(path, overrides, merged), []
         except KcliError as error:
             found = error.problems
         problems += found
@@ -97,12 +101,17 @@ def train(
     if resume is not None and recipe is not None and "=" in recipe:
         overrides = [recipe, *(overrides or [])]  # `--resume RUN fit.epochs=8`
         recipe = None
+    merged: list[str] = []  # `kcli train base.yaml small.yaml`: later files merged over the first
+    if recipe is not None:
+        from kcli.recipe.overrides import split_overrides
+
+        merged, overrides = split_overrides(overrides or [])
     if nproc_per_node > 1 or nnodes > 1:
         from kcli.recipe.load import check_recipe
         from kcli.train.launch import launch, strip_launcher_options
 
-        if recipe is not None:
-            check_recipe(recipe, overrides or [])  # bad input: exit 2 before any process starts
+        if recipe is not None:  # bad input: exit 2 before any process starts
+            check_recipe(recipe, overrides or [], merged)
         worker_argv = strip_launcher_options(sys.argv[1:])
         raise typer.Exit(launch(worker_argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint))
     options = TrainOptions(
@@ -111,7 +120,7 @@ def train(
     from kcli.fit.distributed import finish_worker, is_worker_of_other_rank, report_exit_code
 
     try:
-        result = train_run(recipe, overrides or [], options)
+        result = train_run(recipe, overrides or [], options, merged)
     except TrainingInterrupted:
         finish_worker(130)
         raise typer.Exit(130) from None
@@ -152,9 +161,11 @@ def summarize(
     as_json: JsonFlag = False,
 ) -> None:
     """The model as Keras' model.summary() shows it."""
+    from kcli.recipe.overrides import split_overrides
     from kcli.use.summarize import summarize_recipe
 
-    summary = summarize_recipe(target, overrides or [], runs_dir)
+    merged, overrides = split_overrides(overrides or [])
+    summary = summarize_recipe(target, overrides, runs_dir, merged)
     if as_json:
         print_json(summary.to_json())
     else:
@@ -226,6 +237,7 @@ def predict(
     if as_json:
         print_json(done.to_json())
     else:
+        err(f"run: {done.run_dir}")  # which run, when RUN is a recipe name or an id prefix
         if done.note:
             err(f"note: {done.note}")
         print(f"wrote {done.n_samples} predictions ({done.what}) to {done.output}")
@@ -253,6 +265,7 @@ def export(
     if as_json:
         print_json(done.to_json())
         return
+    err(f"run: {done.run_dir} ({done.checkpoint} checkpoint)")  # which run, when RUN is a name
     print(
         f"checked on {done.n_checked} samples against the run's model: max |difference| "
         f"{done.max_abs_diff:.3g} (tolerance {done.tolerance:.3g})"

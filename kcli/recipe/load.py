@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from kcli.errors import KcliError, Loc, Problem, did_you_mean
 from kcli.recipe.overrides import apply_overrides
-from kcli.recipe.source import SourceMap, desugar, parse_yaml
+from kcli.recipe.source import SourceMap, desugar, merge_recipes, parse_yaml
 
 if TYPE_CHECKING:
     from kcli.model.build import BuiltModel
@@ -77,12 +77,28 @@ def read_recipe_text(path: Path) -> str:
         raise KcliError(Problem(f"cannot read {path}: {err}")) from None
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> LoadedRecipe:
-    """Read, apply overrides, validate; raise one KcliError listing every problem."""
+def load_recipe(
+    path: str | Path, overrides: list[str] | None = None, merged: list[str | Path] | None = None
+) -> LoadedRecipe:
+    """Read, merge the `merged` files over it in order, apply overrides, validate; raise one
+    KcliError listing every problem (each located in the file it came from)."""
     from kcli.recipe.schema import Recipe
 
     path = Path(path)
     overrides = list(overrides or [])
+    data, source = _read_mapping(path)
+    for later_path in merged or []:
+        later, later_source = _read_mapping(Path(later_path))
+        data = merge_recipes(data, later, source, later_source)
+    try:
+        data = desugar(apply_overrides(data, overrides, source))
+    except KcliError as error:
+        located = [p if p.file else p.located(str(path), None, None) for p in error.problems]
+        raise KcliError(located) from None
+    return LoadedRecipe(validate_all(Recipe, data, source), path, source, overrides)
+
+
+def _read_mapping(path: Path) -> tuple[dict, SourceMap]:
     data, source = parse_yaml(read_recipe_text(path), str(path))
     if data is None:
         data = {}
@@ -92,12 +108,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> LoadedR
                 str(path), 1, 1
             )
         )
-    try:
-        data = desugar(apply_overrides(data, overrides, source))
-    except KcliError as error:
-        located = [p if p.file else p.located(str(path), None, None) for p in error.problems]
-        raise KcliError(located) from None
-    return LoadedRecipe(validate_all(Recipe, data, source), path, source, overrides)
+    return data, source
 
 
 def validate_all(model: Any, data: Any, source: SourceMap, rounds: int = 5) -> Any:
@@ -148,18 +159,26 @@ def _without(data: Any, keys: list[tuple[Loc, str]]) -> Any:
     return data
 
 
-def check_recipe(path: str | Path, overrides: list[str] | None = None) -> LoadedRecipe:
+def check_recipe(
+    path: str | Path, overrides: list[str] | None = None, merged: list[str] | None = None
+) -> LoadedRecipe:
     """load_recipe, then the graph's checks (wiring, cycles, shapes) and the names `expect:`
     and callback monitors use, still without torch."""
     from kcli.model.graph import plan_graph
-    from kcli.recipe.logged import known_splits, logged_name_problems, missing_package_problems
+    from kcli.recipe.logged import (
+        known_splits,
+        logged_name_problems,
+        missing_package_problems,
+        output_problems,
+    )
 
-    loaded = load_recipe(path, overrides)
+    loaded = load_recipe(path, overrides, merged)
     try:
-        plan_graph(loaded.recipe.model)
+        plan = plan_graph(loaded.recipe.model)
     except KcliError as err:
         raise locate(err, loaded) from None
-    problems = logged_name_problems(loaded.recipe, *known_splits(loaded.recipe))
+    problems = output_problems(loaded.recipe, plan)
+    problems += logged_name_problems(loaded.recipe, *known_splits(loaded.recipe))
     problems += missing_package_problems(loaded.recipe)
     if problems:
         raise locate(KcliError(problems), loaded)

@@ -112,3 +112,41 @@ def missing_package_problems(recipe: Any) -> list[Problem]:
                 Problem(p.message, ("fit", "callbacks", index, "type")) for p in error.problems
             ]
     return problems
+
+
+# Classes of the data sets whose labels are known without reading them.
+_SKLEARN_CLASSES = {"iris": 3, "digits": 10, "wine": 3, "breast_cancer": 2}
+_TWO_CLASS_SYNTHETIC = ("moons", "circles")
+
+
+def declared_classes(recipe: Any) -> int | None:
+    """How many classes the recipe's data has, when the recipe alone says; else None."""
+    from kcli.data.spec import source_kind
+
+    data = recipe.data
+    if any(getattr(step, "type", None) == "one_hot" for step in data.preprocess):
+        return None  # the targets' form changes: training checks them once they exist
+    try:
+        kind, name = source_kind(data.source)
+    except ValueError:
+        return None
+    if kind == "sklearn":
+        return _SKLEARN_CLASSES.get(name)
+    if kind == "synthetic" and name != "regression":
+        return 2 if name in _TWO_CLASS_SYNTHETIC else int(data.params.get("n_classes", 2))
+    return None
+
+
+def output_problems(recipe: Any, plan: Any) -> list[Problem]:
+    """The loss against the model's output, as far as the recipe alone tells (no data read)."""
+    if len(plan.outputs) != 1:
+        return [
+            Problem(
+                f"compile takes one loss, but the model has {len(plan.outputs)} outputs "
+                f"({', '.join(plan.outputs)}); give model.outputs a single layer",
+                ("model", "outputs"),
+            )
+        ]
+    loss = recipe.compile.loss
+    problem = loss.check_output(tuple(plan.output_shapes[0]), declared_classes(recipe))
+    return [Problem(problem, ("compile", "loss"))] if problem else []

@@ -121,8 +121,23 @@ def _child(node: Any, part: str | int, here: Loc, text: str) -> Any:
     )
 
 
-def split_overrides(arguments: list[str]) -> tuple[list[str], list[str]]:
-    """Recipe files, then KEY=VALUE overrides (an argument with `=` that is not a file)."""
-    recipes = [a for a in arguments if "=" not in a or Path(a).is_file()]
-    overrides = [a for a in arguments if a not in recipes]
-    return recipes, overrides
+def split_overrides(
+    arguments: list[str], *, all_files: bool = False
+) -> tuple[list[str], list[str]]:
+    """Recipe files, then KEY=VALUE overrides.
+
+    A recipe file is an existing file or a name ending in .yaml/.yml, and, with `all_files`
+    (`kcli validate`, whose arguments are files), anything without `=`. Otherwise anything else
+    is an override, so a mistyped one (`fit.epochs`) is reported as an override without `=`,
+    not as a missing file.
+    """
+
+    def is_recipe(argument: str) -> bool:
+        if Path(argument).is_file():
+            return True
+        if "=" in argument:
+            return False
+        return all_files or argument.lower().endswith((".yaml", ".yml"))
+
+    recipes = [a for a in arguments if is_recipe(a)]
+    return recipes, [a for a in arguments if not is_recipe(a)]

@@ -27,6 +27,8 @@ class SourceMap:
     values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     overrides: dict[Loc, str] = field(default_factory=dict)
+    # Recipes merged from several files: the file of each position that is not `file`'s.
+    files: dict[Loc, str] = field(default_factory=dict)
 
     def locate(self, problem: Problem, *, at_key: bool = False) -> Problem:
         """The problem with its file, line and column (or override) filled in."""
@@ -39,8 +41,40 @@ class SourceMap:
         for depth in range(len(loc), -1, -1):
             position = table.get(loc[:depth]) or self.values.get(loc[:depth])
             if position is not None:
-                return problem.located(self.file, *position)
+                return problem.located(self.files.get(loc[:depth], self.file), *position)
         return problem.located(self.file, None, None)
+
+    def merge(self, later: SourceMap, replaced: list[Loc]) -> None:
+        """Take `later`'s positions (a recipe file merged over this one); the subtrees at
+        `replaced` no longer come from here."""
+        for table in (self.values, self.keys, self.files):
+            for loc in [loc for loc in table if any(loc[: len(r)] == r for r in replaced)]:
+                del table[loc]
+        for loc in (*later.values, *later.keys):
+            self.files[loc] = later.file
+        self.values.update(later.values)
+        self.keys.update(later.keys)
+
+
+def merge_recipes(base: dict, later: dict, source: SourceMap, later_source: SourceMap) -> dict:
+    """`later` over `base`: mappings merge key by key, anything else (lists too) is replaced."""
+    replaced: list[Loc] = []
+
+    def merge(a: Any, b: Any, loc: Loc) -> Any:
+        if isinstance(a, dict) and isinstance(b, dict):
+            out = dict(a)
+            for key, value in b.items():
+                if key in a and isinstance(a[key], dict) and isinstance(value, dict):
+                    out[key] = merge(a[key], value, (*loc, key))
+                else:
+                    replaced.append((*loc, key))
+                    out[key] = value
+            return out
+        return b
+
+    merged = merge(base, later, ())
+    source.merge(later_source, replaced)
+    return merged
 
 
 def one_key_sugar(value: Any) -> tuple[str, Any] | None:

@@ -49,8 +49,14 @@ class TrainResult:
         }
 
 
-def train(recipe_path: str | None, overrides: list[str], options: TrainOptions) -> TrainResult:
-    """Train a recipe (or resume a run) and return where it went and how it ended."""
+def train(
+    recipe_path: str | None,
+    overrides: list[str],
+    options: TrainOptions,
+    merged: list[str] | None = None,
+) -> TrainResult:
+    """Train a recipe (`merged` files over it, in order) or resume a run; return where it went
+    and how it ended."""
     from kcli import runs
 
     if options.resume:
@@ -61,7 +67,7 @@ def train(recipe_path: str | None, overrides: list[str], options: TrainOptions) 
     else:
         if recipe_path is None:
             raise KcliError(Problem("give a recipe file, or --resume RUN"))
-        loaded = load_recipe(recipe_path, overrides)
+        loaded = load_recipe(recipe_path, overrides, merged)
         run_dir, base_dir = None, None
     return _run(loaded, options, run_dir, base_dir)
 

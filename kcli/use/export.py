@@ -53,6 +53,8 @@ class ExportResult:
     outputs: list[str]
     folded: list[str] = field(default_factory=list)  # preprocess steps inside the artifact
     note: str | None = None
+    run_dir: Path | None = None  # the run exported
+    checkpoint: str | None = None  # and which of its checkpoints
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +67,8 @@ class ExportResult:
             "outputs": self.outputs,
             "folded": self.folded,
             "note": self.note,
+            "run_dir": str(self.run_dir) if self.run_dir is not None else None,
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -145,6 +149,8 @@ def export_run(
         list(run_model.plan.outputs),
         folded,
         note,
+        run_dir,
+        run_model.checkpoint,
     )
 
 

@@ -30,11 +30,13 @@ def recipe_path_of(target: str, runs_dir: Path) -> Path:
     return recipe
 
 
-def summarize_recipe(target: str, overrides: list[str], runs_dir: Path) -> ModelSummary:
-    """What `kcli summarize` prints, for a recipe or a run."""
+def summarize_recipe(
+    target: str, overrides: list[str], runs_dir: Path, merged: list[str] | None = None
+) -> ModelSummary:
+    """What `kcli summarize` prints, for a recipe (with `merged` files over it) or a run."""
     from kcli.model.summary import summarize_model
 
-    loaded = load_recipe(recipe_path_of(target, runs_dir), overrides)
+    loaded = load_recipe(recipe_path_of(target, runs_dir), overrides, merged)
     built = loaded.build_model()
     title = loaded.recipe.model.name or loaded.name
     return summarize_model(built.plan, built.model, title)

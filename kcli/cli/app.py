@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from typing import Annotated, Any
 
@@ -30,6 +31,12 @@ def err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def is_other_rank() -> bool:
+    """A distributed process other than rank 0: every rank finds the same bad input, and rank
+    0 alone reports it (torch's launcher sets these variables)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0"
+
+
 def reports_errors(command):
     """Turn kcli's exceptions into messages and exit codes (2 bad input, 1 failed gate/NaN)."""
 
@@ -38,8 +45,9 @@ def reports_errors(command):
         try:
             return command(*args, **kwargs)
         except KcliError as error:
-            for line in error.lines():
-                err(line)
+            if not is_other_rank():
+                for line in error.lines():
+                    err(line)
             raise typer.Exit(error.exit_code) from None
         except (ExpectationFailed, TrainingDiverged) as error:
             err(str(error))

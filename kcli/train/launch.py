@@ -31,7 +31,7 @@ def launch(
         command = [
             sys.executable,
             "-m",
-            "torch.distributed.run",
+            "kcli.train.torchrun",  # torch.distributed.run, without its traceback on failure
             f"--nproc-per-node={nproc_per_node}",
         ]
         if nnodes > 1:

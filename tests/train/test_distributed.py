@@ -171,3 +171,21 @@ def test_a_killed_rank_fails_the_run_quickly(tmp_path):
     assert time.time() - killed_at < 30  # fails within seconds, not at a collective timeout
     record = json.loads((only_run(runs) / "run.json").read_text())
     assert record["status"] == "failed"
+
+
+def test_bad_input_found_by_every_rank_is_reported_once_with_exit_2(tmp_path):
+    # A missing data file passes `validate` (it reads no data); every rank finds it. kcli's
+    # launcher must end with that exit code and kcli's message alone: no torch launcher
+    # traceback (ChildFailedError), no failure table, the message not repeated per rank.
+    recipe = tmp_path / "missing.yaml"
+    recipe.write_text(
+        EXACT_RECIPE.replace("source: synthetic:classification", "source: gone.npz").replace(
+            "  params: {n_samples: 256, n_features: 5, n_classes: 2}\n", ""
+        )
+    )
+    done = kcli("train", str(recipe), "--nproc-per-node", "2", "--runs-dir", str(tmp_path / "runs"))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "ChildFailedError" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "file not found" in line]
+    assert len(lines) == 1 and "gone.npz" in lines[0]
+    assert not (tmp_path / "runs").exists()

@@ -63,11 +63,16 @@ def _loosen(node: Any, registries: list[Registry]) -> None:
         kind = value.get("properties", {}).get("type")
         if isinstance(kind, dict) and kind.get("const") in by_name:
             name = kind["const"]
-            pattern = loose_pattern(names_of(by_name[name], name))
+            registry = by_name[name]
+            pattern = loose_pattern(names_of(registry, name))
             value["properties"]["type"] = {
                 "anyOf": [{"const": name}, {"type": "string", "pattern": pattern}],
                 "default": name,
                 "title": "Type",
+                # Shown by editors built on vscode-json-languageservice (the YAML language
+                # server among them) instead of "does not match": the whole list, whichever
+                # alternative of the oneOf the editor reports on.
+                "errorMessage": f"unknown {registry.kind}; one of: {', '.join(registry.names())}",
             }
         enum = value.get("enum")
         registry = None

@@ -100,3 +100,14 @@ def test_kcli_and_the_schema_agree_on_a_corpus(validator, case, tmp_path):
     kcli_ok = CliRunner().invoke(app, ["validate", str(path)]).exit_code == 0
     assert kcli_ok is valid
     assert validator.is_valid(recipe) is valid, [e.message for e in validator.iter_errors(recipe)]
+
+
+def test_a_misspelt_type_gets_the_whole_list_in_editors(validator):
+    # `errorMessage` is the message vscode-json-languageservice-based editors (the YAML language
+    # server) show when a value fails: every layer alternative carries the full list of types.
+    from kcli.model.layers import layer_registry
+
+    defs = validator.schema["$defs"]
+    for name in ("Dense", "Conv2D", "LSTM"):
+        message = defs[name]["properties"]["type"]["errorMessage"]
+        assert message == f"unknown layer type; one of: {', '.join(layer_registry.names())}"

@@ -23,9 +23,9 @@ FALLBACK_LIMIT = 64 * 2**30  # where the physical memory cannot be read
 
 
 def readable_bytes(n_bytes: float) -> str:
-    """`3.73 GB`: 1024-based, two decimals."""
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if abs(n_bytes) < 1024 or unit == "PB":
+    """A size as Keras' summary prints it: 1024-based units up to TB, two decimals (`37.54 KB`)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n_bytes < 1024 or unit == "TB":
             return f"{n_bytes:.2f} {unit}"
         n_bytes /= 1024
     raise AssertionError("unreachable")

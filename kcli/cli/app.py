@@ -33,8 +33,13 @@ def err(text: str) -> None:
 
 def is_other_rank() -> bool:
     """A distributed process other than rank 0: every rank finds the same bad input, and rank
-    0 alone reports it (torch's launcher sets these variables)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0"
+    0 alone reports it. (torch, which kcli.fit.distributed imports, is only loaded when torch's
+    launcher started this process, and then it is loaded already.)"""
+    if "WORLD_SIZE" not in os.environ:
+        return False
+    from kcli.fit.distributed import is_worker_of_other_rank
+
+    return is_worker_of_other_rank()
 
 
 def reports_errors(command):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import asdict, dataclass
 
+from kcli.limits import readable_bytes
 from kcli.model.graph import GraphPlan
 from kcli.model.layers.base import format_shape
 
@@ -97,13 +98,8 @@ def keras_layer_order(plan: GraphPlan) -> list[str]:
     return sorted(first_reached, key=lambda name: (-depth[name], first_reached[name]))
 
 
-def readable_size(n_bytes: float) -> str:
-    """Keras' memory size: 1024-based units, two decimals (`37.54 KB`, `0.00 B`)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n_bytes < 1024 or unit == "TB":
-            return f"{n_bytes:.2f} {unit}"
-        n_bytes /= 1024
-    raise AssertionError("unreachable")
+# Keras' memory size of a count of float32 weights (the same format kcli's size limits print).
+readable_size = readable_bytes
 
 
 def _count_line(label: str, count: int) -> str:

@@ -62,10 +62,10 @@ def entries(kind: str) -> dict[str, type | None]:
         from kcli.model.regularizers import RegularizerSpec
 
         return {"l1_l2": RegularizerSpec}
-    return dict(_registry(kind).specs)
+    return dict(registry_of(kind).specs)
 
 
-def _registry(kind: str) -> Registry:
+def registry_of(kind: str) -> Registry:
     import importlib
 
     module, name = {
@@ -99,7 +99,7 @@ def _lookup(kind: str, name: str) -> str | None:
     if kind in ("sources", "regularizers"):
         lowered = {n.lower(): n for n in names}
         return lowered.get(name.lower())
-    return _registry(kind).canonical(name)
+    return registry_of(kind).canonical(name)
 
 
 def find_entry(name: str) -> list[tuple[str, str]]:

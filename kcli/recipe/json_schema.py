@@ -27,9 +27,9 @@ def loose_pattern(names: Iterable[str]) -> str:
 
 
 def _registries() -> list[Registry]:
-    from kcli.recipe.catalog import KINDS, _registry
+    from kcli.recipe.catalog import KINDS, registry_of
 
-    return [_registry(kind) for kind in KINDS if kind not in ("sources", "regularizers")]
+    return [registry_of(kind) for kind in KINDS if kind not in ("sources", "regularizers")]
 
 
 def recipe_json_schema() -> dict[str, Any]:

@@ -95,7 +95,9 @@ class LossSpec(RegisteredSpec):
                     "binary_crossentropy with a sigmoid output, or give the last layer one unit "
                     "per class"
                 )
-            if n_classes is not None and n_classes > units:
+            # With ignore_class, the largest label may be the ignored one (e.g. 255).
+            ignoring = getattr(self, "ignore_class", None) is not None
+            if n_classes is not None and n_classes > units and not ignoring:
                 return (
                     f"labels go up to {n_classes - 1} but the output has {units} units (one per "
                     f"class): give the last layer {n_classes} units"
@@ -229,12 +231,19 @@ class CategoricalFocalCrossentropy(CategoricalCrossentropy):
 
 
 class SparseCategoricalCrossentropy(LossSpec):
-    """-log p[label] for integer labels (shape (N,) or (N, 1), ints or integral floats)."""
+    """-log p[label] for integer labels (shape (N,) or (N, 1), ints or integral floats).
+
+    `ignore_class` (Keras' argument, e.g. a padding label such as -1 or 255) leaves that
+    label out: its positions add nothing and the batch's loss is the mean over the others.
+    """
 
     type: Literal["sparse_categorical_crossentropy"] = "sparse_categorical_crossentropy"
     target_kind: ClassVar[str] = "sparse"
     link: ClassVar[str | None] = "softmax"
     from_logits: bool = False
+    ignore_class: int | None = Field(
+        None, description="A label left out of the loss (its positions weigh nothing)."
+    )
     axis: int = -1
 
     def _align(self, y_pred: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor]:
@@ -246,11 +255,22 @@ class SparseCategoricalCrossentropy(LossSpec):
         return y_pred, labels
 
     def _values(self, y_pred: Tensor, y_true: Tensor, logits: bool) -> Tensor:
+        if self.ignore_class is None:
+            return self._crossentropy(y_pred, y_true, logits)
+        torch = _torch()
+        valid = y_true != self.ignore_class
+        values = self._crossentropy(y_pred, torch.where(valid, y_true, 0), logits)
+        # Keras reduces a masked loss to sum(valid values) / (count of valid + 1e-7): scaling
+        # each kept value by total / (valid + 1e-7) makes the trainer's plain mean give that.
+        scale = valid.numel() / (valid.sum().to(values.dtype) + EPSILON)
+        return torch.where(valid, values * scale, torch.zeros_like(values))
+
+    def _crossentropy(self, y_pred: Tensor, labels: Tensor, logits: bool) -> Tensor:
         if logits and y_pred.ndim == 2:
             # torch's fused log_softmax + nll_loss: the same -log p[label], fewer kernels.
-            return _torch().nn.functional.cross_entropy(y_pred, y_true, reduction="none")
+            return _torch().nn.functional.cross_entropy(y_pred, labels, reduction="none")
         log_p = _log_probs(y_pred, logits, -1)
-        return -log_p.gather(-1, y_true.unsqueeze(-1)).squeeze(-1)
+        return -log_p.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
 
 
 class MeanSquaredError(LossSpec):

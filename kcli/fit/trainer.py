@@ -68,8 +68,8 @@ class Trainer:
     def __post_init__(self) -> None:
         self.device = self.stepper.device
         self.optimizer = self.stepper.optimizer
-        self.train_metrics = [spec.build() for spec in self.metric_specs]
-        self.val_metrics = [spec.build() for spec in self.metric_specs]
+        self.train_metrics = [spec.streaming() for spec in self.metric_specs]
+        self.val_metrics = [spec.streaming() for spec in self.metric_specs]
         self._checkpoints = CheckpointSaver(before_round=self.sync_rows)
         self._epoch_saves: dict[Path, dict[str, Any]] = {}  # this epoch end's files
         for callback in self.callbacks:

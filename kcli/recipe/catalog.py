@@ -61,7 +61,8 @@ def entries(kind: str) -> dict[str, type | None]:
     if kind == "regularizers":
         from kcli.model.regularizers import RegularizerSpec
 
-        return {"l1_l2": RegularizerSpec}
+        # One spec serves both names: `l1`/`l2` alone, or a mapping with either factor.
+        return {"l1": RegularizerSpec, "l2": RegularizerSpec}
     return dict(registry_of(kind).specs)
 
 

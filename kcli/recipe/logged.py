@@ -56,7 +56,7 @@ def logged_name_problems(
 
     None for a split means "not known yet": names that need that split are not judged.
     """
-    metric_specs = [metric.resolve(recipe.compile.loss) for metric in recipe.compile.metrics]
+    metric_specs = recipe.compile.logged_metrics()
     logged = metric_names(metric_specs, bool(has_validation), bool(has_test))
     problems = []
     for key in recipe.expect:

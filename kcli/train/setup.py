@@ -93,13 +93,15 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
     try:
         _check_inputs(plan, splits.input_shapes)
         objective, y_dtype = make_objective(loaded, plan, splits)
-        metric_specs = [metric.resolve(recipe.compile.loss) for metric in recipe.compile.metrics]
+        metric_specs = recipe.compile.logged_metrics()
         _check_logged_names(loaded, splits)
         weights = _train_weights(recipe.fit.class_weight, splits)
     except KcliError as error:
         raise locate(error, loaded) from None
     try:
-        _try_one_batch(built.model, objective, metric_specs, splits, y_dtype)
+        _try_one_batch(
+            built.model, objective, metric_specs, splits, y_dtype, len(recipe.compile.metrics)
+        )
     except KcliError as error:
         raise locate(error, loaded) from None
     model = built.model.to(device)
@@ -112,11 +114,13 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
     )
 
 
-def _try_one_batch(model, objective: Objective, metric_specs: list, splits, y_dtype) -> None:
+def _try_one_batch(
+    model, objective: Objective, metric_specs: list, splits, y_dtype, unweighted: int
+) -> None:
     """Run the loss and each metric on two training samples, on the CPU, before anything is
     written: a metric that cannot read these outputs or labels is bad input (exit 2), not a
     crash in the middle of training. Eval mode and no gradients: no weight, statistic or random
-    state changes."""
+    state changes. The first `unweighted` metric specs are `metrics`, the rest weighted_metrics."""
     from kcli.data.splits import ArraySplit
 
     train = splits.train
@@ -154,7 +158,10 @@ def _try_one_batch(model, objective: Objective, metric_specs: list, splits, y_dt
                     Problem(
                         f"{spec.log_name} cannot read this model's output and labels{hint}: "
                         f"{error}",
-                        ("compile", "metrics", index),
+                        # logged_metrics lists `metrics` first, then `weighted_metrics`.
+                        ("compile", "metrics", index)
+                        if index < unweighted
+                        else ("compile", "weighted_metrics", index - unweighted),
                     )
                 ) from None
     model.train()

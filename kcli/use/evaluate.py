@@ -230,7 +230,7 @@ def _other_data(run_model: Any, source: str, device_name: str) -> tuple[Any, Any
     split = ArraySplit(x, y, raw.sample_weight)
     splits = Splits(split, None, split, prep, target, prep.output_shapes())
     objective, y_dtype = make_objective(run_model.loaded, run_model.plan, splits)
-    metric_specs = [metric.resolve(recipe.compile.loss) for metric in recipe.compile.metrics]
+    metric_specs = recipe.compile.logged_metrics()
     device = pick_device(device_name)
     model = run_model.model.to(device)
     prepared = Prepared(
@@ -294,7 +294,7 @@ def _evaluate(prepared: Any, split: Any) -> tuple[dict[str, float], int, list | 
     precision = prepared.loaded.recipe.fit.precision
     stepper = Stepper(model, prepared.objective, None, prepared.device, precision)
     accumulator = Accumulator.zeros(prepared.device)
-    metrics = [spec.build() for spec in prepared.metric_specs]
+    metrics = [spec.streaming() for spec in prepared.metric_specs]
     confusion = _confusion_for(prepared)
     for x, y, w in make_batches(prepared, split, train=False).epoch(0):
         output = stepper.eval_step(x, y, w, accumulator, metrics)

@@ -190,6 +190,51 @@ def test_focal_crossentropies():
     approx(spec.build("softmax")(logits, t([[0, 1.0, 0]])), [want])
 
 
+def test_binary_focal_from_logits_in_both_regimes():
+    focal = loss({"type": "binary_focal_crossentropy", "from_logits": True})
+    # Moderate logits, where Keras' probability clip does not bite: Keras' value exactly.
+    # logit 1, y = 1: p = sigmoid(1) = 0.7310586; (1 - p)^2 * -log p = 0.0723295 * 0.3132617.
+    p = 1 / (1 + math.exp(-1.0))
+    approx(focal(t([[1.0]]), t([[1.0]])), [(1 - p) ** 2 * -math.log(p)])
+    # A confidently wrong logit: kcli computes from the logit, -log sigmoid(-30) = softplus(30)
+    # = 30.0 (times a focal factor of 1 - 9.4e-14). Keras takes the sigmoid first and clips it to
+    # 1e-7, giving -log(1e-7) = 16.118 and a zero gradient; kcli keeps the true value and slope.
+    got = focal(t([[-30.0]]), t([[1.0]]))
+    approx(got, [30.0])
+    assert got.item() > -math.log(1e-7) + 13
+    logits = t([[-30.0]]).requires_grad_()
+    focal(logits, t([[1.0]])).sum().backward()
+    # d/dz [(1 - s)^2 * softplus(-z)] at z = -30 is about -1 (Keras': 0).
+    assert logits.grad.item() == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_sparse_crossentropy_ignore_class_averages_over_the_other_labels():
+    # Keras: the ignored positions give 0, and the batch loss is sum / (valid count + 1e-7).
+    spec = ADAPTER.validate_python(
+        {"type": "sparse_categorical_crossentropy", "ignore_class": -1, "from_logits": True}
+    )
+    fn = spec.build()
+    logits = t([[2.0, 0.0], [0.0, 1.0], [5.0, -5.0], [1.0, 1.0]])
+    labels = t([0.0, -1.0, 1.0, -1.0])
+    per_sample = fn(logits, labels)
+    ce = -torch.log_softmax(logits, -1)
+    want_mean = (ce[0, 0] + ce[2, 1]) / (2 + 1e-7)
+    # The trainer's reduction is the plain mean of the per-sample values (no sample weights).
+    assert per_sample.mean().item() == pytest.approx(want_mean.item(), rel=1e-9)
+    assert per_sample[1].item() == 0.0 and per_sample[3].item() == 0.0
+    # Sequences: labels (N, T) with padding 0 ignored; the mean runs over the valid steps only.
+    seq = ADAPTER.validate_python({"type": "sparse_categorical_crossentropy", "ignore_class": 0})
+    probs = t([[[0.2, 0.8], [0.9, 0.1]], [[0.6, 0.4], [0.3, 0.7]]])
+    steps = t([[1.0, 0.0], [0.0, 1.0]])  # valid: (0, 0) label 1 and (1, 1) label 1
+    got = seq.build()(probs, steps).mean().item()
+    assert got == pytest.approx((-math.log(0.8) - math.log(0.7)) / (2 + 1e-7), rel=1e-9)
+    # A label equal to the ignored class does not count as "labels go up to ...".
+    assert seq.check_output((2, 2), 2) is None
+    wide = ADAPTER.validate_python({"type": "sparse_categorical_crossentropy", "ignore_class": 9})
+    assert wide.check_output((3,), 10) is None
+    assert ADAPTER.validate_python("sparse_categorical_crossentropy").check_output((3,), 10)
+
+
 def test_folds_link_only_without_from_logits():
     spec = ADAPTER.validate_python({"type": "categorical_crossentropy", "from_logits": True})
     assert not spec.folds_link("softmax")

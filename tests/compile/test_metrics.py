@@ -104,6 +104,21 @@ def test_precision_and_recall():
     assert value({"type": "precision", "class_id": 1}, probs, labels) == 0.0
 
 
+def test_precision_and_recall_top_k_ignore_the_threshold_by_default():
+    # Keras: with top_k and no thresholds, the threshold is -inf, so a row's k best scores
+    # are its positives whatever their value. Issue 21's reproducer: 0.3 is the top score.
+    p, y = t([[0.1, 0.3, 0.2]]), t([[0.0, 1.0, 0.0]])
+    assert value({"type": "precision", "top_k": 1}, p, y) == 1.0  # tp 1, fp 0
+    assert value({"type": "recall", "top_k": 1}, p, y) == 1.0
+    # top 2 of [0.1, 0.3, 0.2] are classes 1 and 2: tp 1, fp 1 -> precision 1/2; recall 1.
+    assert value({"type": "precision", "top_k": 2}, p, y) == pytest.approx(0.5)
+    # An explicit threshold still applies on top of top_k: 0.3 > 0.5 is false -> 0/0 = 0.
+    assert value({"type": "precision", "top_k": 1, "thresholds": 0.5}, p, y) == 0.0
+    # Ties: exactly k scores count (torch.topk's pick, as in Keras), not every tied one.
+    tied = t([[0.4, 0.4, 0.2]])
+    assert value({"type": "recall", "top_k": 1}, tied, t([[1.0, 1.0, 0.0]])) == 0.5
+
+
 def test_f1_score_macro_micro_and_binary():
     p = t([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.4, 0.3], [0.2, 0.2, 0.6]])
     labels = t([0.0, 1.0, 2.0, 2.0])  # predicted (argmax) 0, 1, 1, 2
@@ -184,6 +199,31 @@ def test_regression_metrics():
     assert value("mse", p, y, w) == pytest.approx(9 / 4)
 
 
+def test_auc_keras_arguments_multi_label_label_weights_thresholds_from_logits():
+    # Two labels, two samples, thresholds [-eps, 0.5, 1 + eps] (thresholds: [0.5]).
+    # Label A: scores [0.9, 0.2], truth [1, 0] -> ROC points (1, 1), (0, 1), (0, 0): area 1.
+    # Label B: scores [0.9, 0.2], truth [0, 1] -> points (1, 1), (1, 0), (0, 0): area 0.
+    p, y = t([[0.9, 0.9], [0.2, 0.2]]), t([[1.0, 0.0], [0.0, 1.0]])
+    base = {"type": "auc", "thresholds": [0.5]}
+    assert value(base | {"multi_label": True}, p, y) == pytest.approx(0.5)  # mean of 1 and 0
+    weighted = base | {"multi_label": True, "label_weights": [3.0, 1.0]}
+    assert value(weighted, p, y) == pytest.approx(0.75)  # (3 * 1 + 1 * 0) / 4
+    # Pooled (multi_label false): 4 scores; at 0.5 tp 1 of 2, fp 1 of 2 -> points (1, 1),
+    # (.5, .5), (0, 0): trapezoids .5 * .75 + .5 * .25 = 0.5.
+    assert value(base, p, y) == pytest.approx(0.5)
+    # Pooled with label weights 3 (A) and 1 (B): at 0.5 tpr 3/4, fpr 1/4 ->
+    # .75 * (1 + .75) / 2 + .25 * .75 / 2 = 0.75.
+    assert value(base | {"label_weights": [3.0, 1.0]}, p, y) == pytest.approx(0.75)
+    # from_logits: a sigmoid first; logits 2.2 and -1.4 are 0.90 and 0.20: the same areas.
+    logits = t([[2.2, 2.2], [-1.4, -1.4]])
+    assert value(weighted | {"from_logits": True}, logits, y) == pytest.approx(0.75)
+    # num_labels belongs to multi_label, and must match the output when given.
+    with pytest.raises(ValueError, match="only when multi_label"):
+        metric({"type": "auc", "num_labels": 2})
+    with pytest.raises(ValueError, match="num_labels is 3"):
+        value({"type": "auc", "multi_label": True, "num_labels": 3}, p, y)
+
+
 def test_r2_score():
     y = t([1.0, 2.0, 3.0, 4.0])
     p = t([[1.5], [2.0], [2.5], [4.0]])
@@ -196,6 +236,29 @@ def test_r2_score():
     # two outputs, uniform average: output 2 predicted perfectly -> (0.9 + 1) / 2
     p2, y2 = torch.cat([p, y[:, None]], 1), torch.stack([y, y], 1)
     assert value("r2_score", p2, y2) == pytest.approx(0.95, rel=1e-6)
+
+
+def test_r2_score_keras_arguments():
+    y = t([1.0, 2.0, 3.0, 4.0])
+    p = t([[1.5], [2.0], [2.5], [4.0]])
+    # Keras' name for the variance-weighted average, and kcli's older spelling of it.
+    for name in ("variance_weighted_average", "variance_weighted"):
+        assert metric({"type": "r2_score", "class_aggregation": name}).class_aggregation == (
+            "variance_weighted_average"
+        )
+    # Two outputs: output 1 R2 0.9 with SS_tot 5, output 2 (y * 2, predicted exactly) R2 1 with
+    # SS_tot 20: weighted by variance (5 * 0.9 + 20 * 1) / 25 = 0.98.
+    p2, y2 = torch.cat([p, 2 * y[:, None]], 1), torch.stack([y, 2 * y], 1)
+    weighted = {"type": "r2_score", "class_aggregation": "variance_weighted_average"}
+    assert value(weighted, p2, y2) == pytest.approx(0.98, rel=1e-6)
+    # Adjusted R2 with p = 1 regressor and n = 4 values: 1 - (1 - 0.9) * 3 / 2 = 0.85.
+    assert value({"type": "r2_score", "num_regressors": 1}, p, y) == pytest.approx(0.85, rel=1e-6)
+    # n counts target values (4 samples x 2 outputs = 8, as Keras counts them):
+    # 1 - (1 - 0.95) * 7 / 6 on the uniform average.
+    adjusted = value({"type": "r2_score", "num_regressors": 1}, p2, y2)
+    assert adjusted == pytest.approx(1 - (1 - 0.95) * 7 / 6, rel=1e-6)
+    # p >= n - 1 leaves the plain R2 (the adjustment would divide by zero or flip sign).
+    assert value({"type": "r2_score", "num_regressors": 3}, p, y) == pytest.approx(0.9, rel=1e-6)
 
 
 @pytest.mark.parametrize("name", ["accuracy", "precision", "f1_score", "auc", "r2_score"])

@@ -300,6 +300,32 @@ model:
     assert "unknown activation 'rellu'" in message and "(did you mean 'relu'?)" in message
 
 
+def test_ambiguous_and_unknown_regularizer_names(tmp_path: Path) -> None:
+    # Keras 3 refuses 'l1_l2' and gives 'l1l2' zero penalties while its docstring promises
+    # 0.01 each: kcli refuses both names and shows the explicit mapping instead.
+    path = write(
+        tmp_path,
+        HEAD
+        + """\
+model:
+  input_shape: [8]
+  layers:
+    - {type: Dense, units: 4, kernel_regularizer: l1_l2}
+    - {type: Dense, units: 4, kernel_regularizer: L1L2}
+    - {type: Dense, units: 4, bias_regularizer: l3}
+""",
+    )
+    result = validate(str(path))
+    for index, name in [(0, "l1_l2"), (1, "L1L2")]:
+        line, col = where(path, f"kernel_regularizer: {name}", name)
+        prefix = f"{path}:{line}:{col}: model.layers[{index}].kernel_regularizer: "
+        message = the_line(result, prefix)
+        assert f"'{name}' is ambiguous" in message and "{l1: 0.01, l2: 0.01}" in message
+    line, col = where(path, "l3")
+    message = the_line(result, f"{path}:{line}:{col}: model.layers[2].bias_regularizer: ")
+    assert "unknown regularizer 'l3'" in message and "{l1: a, l2: b}" in message
+
+
 def test_shape_mismatches_name_layer_and_shapes(tmp_path: Path) -> None:
     path = write(
         tmp_path,

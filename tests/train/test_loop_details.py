@@ -81,6 +81,75 @@ def test_order_only_metrics_skip_the_softmax_and_others_keep_it(tmp_path):
     assert not step._metrics_read_logits(metrics)  # the penalty reads the activated output
 
 
+def test_class_weights_weight_only_the_weighted_metrics(write_recipe, train):
+    # Keras weights the loss and `weighted_metrics` by the class weights, never `metrics`.
+    # Frozen weights (learning rate 0, no dropout) let the test recompute both accuracies.
+    from kcli.data import load_data
+    from kcli.recipe.load import load_recipe
+
+    text = FROZEN_RECIPE.replace(
+        "  metrics: [accuracy]\n", "  metrics: [accuracy]\n  weighted_metrics: [accuracy]\n"
+    ).replace("  epochs: 4\n", "  epochs: 4\n  class_weight: {0: 1.0, 1: 6.0, 2: 0.25}\n")
+    recipe_path = write_recipe(text)
+    result, document = train(recipe_path, "fit.epochs=1")
+    assert result.exit_code == 0, result.output
+    run_dir = Path(document["run_dir"])
+    weights = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
+    recipe = load_recipe(recipe_path).recipe
+    train_split = load_data(recipe.data, recipe_path.parent, recipe.seed).train
+    x = torch.from_numpy(np.asarray(train_split.x, dtype=np.float32))
+    y = torch.from_numpy(np.asarray(train_split.y)).long()
+    hidden = torch.relu(x @ weights["dense.kernel"].T + weights["dense.bias"])
+    logits = hidden @ weights["dense_1.kernel"].T + weights["dense_1.bias"]
+    correct = (logits.argmax(1) == y).double()
+    class_weight = torch.tensor([1.0, 6.0, 0.25], dtype=torch.float64)[y]
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    logged = dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
+    # The unweighted metric keeps its name; the weighted one of the same name is
+    # `weighted_accuracy`, as Keras logs it, and both exist for validation too.
+    assert float(logged["accuracy"]) == pytest.approx(float(correct.mean()), abs=1e-6)
+    weighted = (class_weight * correct).sum() / class_weight.sum()
+    assert float(logged["weighted_accuracy"]) == pytest.approx(float(weighted), abs=1e-6)
+    assert abs(float(weighted) - float(correct.mean())) > 0.01  # the test can tell them apart
+    assert "val_weighted_accuracy" in logged
+    # Validation has no class weights (Keras applies class_weight to training data only).
+    assert logged["val_weighted_accuracy"] == logged["val_accuracy"]
+
+
+def test_logged_metric_names_follow_keras():
+    from kcli.compile.spec import CompileSpec
+
+    spec = CompileSpec.model_validate(
+        {
+            "loss": "sparse_categorical_crossentropy",
+            "metrics": ["accuracy", "accuracy", "mae"],
+            "weighted_metrics": ["accuracy", "auc", {"type": "mae", "name": "w_mae"}],
+        }
+    )
+    logged = spec.logged_metrics()
+    assert [m.log_name for m in logged] == [
+        "accuracy",
+        "accuracy_1",
+        "mae",
+        "weighted_accuracy",
+        "auc",
+        "w_mae",
+    ]
+    assert [m.sample_weighted for m in logged] == [False, False, False, True, True, True]
+    # accuracy is resolved against the loss (sparse labels) in both lists.
+    assert {m.type for m in logged if "accuracy" in m.log_name} == {"sparse_categorical_accuracy"}
+    # An unweighted streaming metric drops the weights it is given; a weighted one uses them.
+    p, labels, w = (
+        torch.tensor([[0.9, 0.1], [0.2, 0.8]]),
+        torch.tensor([0, 0]),
+        torch.tensor([3.0, 1.0]),
+    )
+    plain, weighted = logged[0].streaming(), logged[3].streaming()
+    plain.update(p, labels, w)
+    weighted.update(p, labels, w)
+    assert float(plain.compute()) == 0.5 and float(weighted.compute()) == 0.75
+
+
 def test_balanced_class_weights_are_n_over_k_times_count():
     from types import SimpleNamespace
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from kcli.registry import RegisteredSpec, Registry
 
@@ -22,6 +22,9 @@ class MetricSpec(RegisteredSpec):
     short_name: ClassVar[str] = ""
 
     name: str | None = Field(None, description="The logged name; default: the short name.")
+    # Whether the run's sample and class weights weight this metric: only for Keras'
+    # `weighted_metrics` (CompileSpec.logged_metrics sets it); `metrics` are unweighted.
+    _sample_weighted: bool = PrivateAttr(False)
 
     @property
     def log_name(self) -> str:
@@ -33,3 +36,19 @@ class MetricSpec(RegisteredSpec):
 
     def build(self) -> Metric:
         raise NotImplementedError  # every registered metric overrides this
+
+    @property
+    def sample_weighted(self) -> bool:
+        return self._sample_weighted
+
+    def as_logged(self, name: str, sample_weighted: bool) -> MetricSpec:
+        """A copy logged as `name`, weighted by the run's sample weights or not."""
+        copy = self.model_copy(update={"name": name})
+        copy._sample_weighted = sample_weighted
+        return copy
+
+    def streaming(self) -> Metric:
+        """A fresh streaming metric for a run: it ignores sample weights unless weighted."""
+        metric = self.build()
+        metric.sample_weighted = self._sample_weighted
+        return metric

@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import math
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from kcli.compile.metrics.base import MetricSpec
 from kcli.compile.metrics.streaming import AUCMetric, ConfusionMetric, F1Metric, Metric
 
 
 class Precision(MetricSpec):
-    """TP / (TP + FP) over all outputs, p > thresholds counting as positive."""
+    """TP / (TP + FP) over all outputs, p > thresholds counting as positive.
+
+    As in Keras, `thresholds` defaults to 0.5, or, with `top_k`, to no threshold at all: then
+    each row's k highest scores are its positives, whatever their value.
+    """
 
     type: Literal["precision"] = "precision"
     short_name: ClassVar[str] = "precision"
-    thresholds: float = Field(0.5, ge=0, le=1)
+    thresholds: float | None = Field(
+        None, ge=0, le=1, description="0.5 by default; none with top_k (the ranking decides)."
+    )
     top_k: int | None = Field(None, ge=1)
     class_id: int | None = Field(None, ge=0)
 
+    def threshold(self) -> float:
+        if self.thresholds is not None:
+            return self.thresholds
+        return 0.5 if self.top_k is None else -math.inf
+
     def build(self) -> Metric:
-        return ConfusionMetric(self.type, self.thresholds, self.top_k, self.class_id)
+        return ConfusionMetric(self.type, self.threshold(), self.top_k, self.class_id)
 
 
 class Recall(Precision):
-    """TP / (TP + FN) over all outputs, p > thresholds counting as positive."""
+    """TP / (TP + FN) over all outputs, p > thresholds counting as positive (as precision)."""
 
     type: Literal["recall"] = "recall"  # type: ignore[assignment]
     short_name: ClassVar[str] = "recall"
@@ -43,13 +55,49 @@ class F1Score(MetricSpec):
 
 
 class AUC(MetricSpec):
-    """Area under the ROC or PR curve from num_thresholds confusion counts (Keras' AUC)."""
+    """Area under the ROC or PR curve from confusion counts at thresholds (Keras' AUC).
+
+    `num_thresholds` evenly spaced thresholds, or the given `thresholds` (0 and 1 added);
+    `multi_label` keeps one curve per output unit and averages their areas (weighted by
+    `label_weights`); without it, all units' scores are pooled (`label_weights` then weight
+    each unit's scores). `from_logits` applies a sigmoid first.
+    """
 
     type: Literal["auc"] = "auc"
     short_name: ClassVar[str] = "auc"
     num_thresholds: int = Field(200, gt=1)
     curve: Literal["ROC", "PR"] = "ROC"
     summation_method: Literal["interpolation", "minoring", "majoring"] = "interpolation"
+    thresholds: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        None, description="Thresholds in [0, 1]; replaces num_thresholds."
+    )
+    multi_label: bool = False
+    num_labels: int | None = Field(None, ge=1, description="With multi_label: the unit count.")
+    label_weights: list[Annotated[float, Field(ge=0)]] | None = None
+    from_logits: bool = False
+
+    @model_validator(mode="after")
+    def _num_labels_needs_multi_label(self):
+        if self.num_labels is not None and not self.multi_label:
+            raise ValueError("num_labels is needed only when multi_label is true (as in Keras)")
+        if (
+            self.num_labels is not None
+            and self.label_weights is not None
+            and len(self.label_weights) != self.num_labels
+        ):
+            raise ValueError(
+                f"label_weights has {len(self.label_weights)} values for {self.num_labels} labels"
+            )
+        return self
 
     def build(self) -> Metric:
-        return AUCMetric(self.num_thresholds, self.curve, self.summation_method)
+        return AUCMetric(
+            self.num_thresholds,
+            self.curve,
+            self.summation_method,
+            thresholds=self.thresholds,
+            multi_label=self.multi_label,
+            num_labels=self.num_labels,
+            label_weights=self.label_weights,
+            from_logits=self.from_logits,
+        )

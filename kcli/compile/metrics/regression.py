@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field
 
 from kcli.compile.metrics.base import MetricSpec
 from kcli.compile.metrics.streaming import (
@@ -51,12 +53,24 @@ class MeanAbsolutePercentageError(MetricSpec):
         return MeanMetric(_percentage_error)
 
 
+def _keras_aggregation_name(value: object) -> object:
+    # kcli once spelled Keras' "variance_weighted_average" as "variance_weighted": keep both.
+    return "variance_weighted_average" if value == "variance_weighted" else value
+
+
 class R2Score(MetricSpec):
-    """Coefficient of determination per output, averaged uniformly or by variance."""
+    """Coefficient of determination per output, averaged uniformly or by variance, optionally
+    adjusted for the number of regressors (Keras' R2Score)."""
 
     type: Literal["r2_score"] = "r2_score"
     short_name: ClassVar[str] = "r2_score"
-    class_aggregation: Literal["uniform_average", "variance_weighted"] = "uniform_average"
+    class_aggregation: Annotated[
+        Literal["uniform_average", "variance_weighted_average"],
+        BeforeValidator(_keras_aggregation_name),
+    ] = "uniform_average"
+    num_regressors: int = Field(
+        0, ge=0, description="Predictors for the adjusted R2 (0: plain R2), as Keras."
+    )
 
     def build(self) -> Metric:
-        return R2Metric(self.class_aggregation)
+        return R2Metric(self.class_aggregation, self.num_regressors)

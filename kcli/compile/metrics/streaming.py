@@ -26,6 +26,9 @@ class Metric:
 
     # True when `_add` takes sample_weight=None as all ones (it then skips the multiply).
     weights_optional = False
+    # False for a run's unweighted metrics (Keras' `metrics`, as opposed to `weighted_metrics`):
+    # `update` then drops the sample weights it is given.
+    sample_weighted = True
     # True when the result depends only on the order of the scores along the last axis, so
     # logits give what softmax probabilities give (the trainer may then skip the softmax).
     order_only = False
@@ -44,6 +47,8 @@ class Metric:
         if y_pred.ndim == 1:
             y_pred = y_pred.unsqueeze(-1)
         y_true = y_true.to(y_pred.device)
+        if not self.sample_weighted:
+            sample_weight = None
         if sample_weight is None and not self.weights_optional:
             sample_weight = torch.ones(y_pred.shape[0], device=y_pred.device, dtype=y_pred.dtype)
         if sample_weight is not None:
@@ -76,6 +81,17 @@ def _divide(num: Tensor, den: Tensor) -> Tensor:
     """num / den, 0 where den is 0 (Keras' divide_no_nan)."""
     torch = _torch()
     return torch.where(den == 0, torch.zeros_like(num), num / torch.where(den == 0, 1.0, den))
+
+
+def _evenly_spaced(thresholds: list[float]) -> bool:
+    """True when thresholds (0 and 1 included) are i/(n-1), as Keras tests it (numpy's
+    allclose with atol 1e-7 and its default rtol 1e-5)."""
+    n = len(thresholds)
+    if n < 3:
+        return False
+    return all(
+        abs(t - i / (n - 1)) <= EPSILON + 1e-5 * i / (n - 1) for i, t in enumerate(thresholds)
+    )
 
 
 def _aligned(y_pred: Tensor, y_true: Tensor) -> Tensor:
@@ -164,9 +180,11 @@ class ConfusionMetric(Metric):
         torch = _torch()
         y_true = _dense_targets(y_pred, y_true)
         if self._top_k is not None:
-            # Only each row's top-k scores may count as positive.
-            kth = y_pred.topk(min(self._top_k, y_pred.shape[-1]), dim=-1).values[..., -1:]
-            y_pred = torch.where(y_pred >= kth, y_pred, torch.full_like(y_pred, -torch.inf))
+            # Only each row's top-k scores may count as positive: exactly k of them, chosen by
+            # torch.topk as Keras does (ties broken by position, not all let in).
+            top = y_pred.topk(min(self._top_k, y_pred.shape[-1]), dim=-1).indices
+            kept = torch.zeros_like(y_pred, dtype=torch.bool).scatter_(-1, top, True)
+            y_pred = torch.where(kept, y_pred, torch.full_like(y_pred, -torch.inf))
         weight = sample_weight.reshape(-1, *([1] * (y_pred.ndim - 1))).expand_as(y_pred)
         if self._class_id is not None:
             y_true, y_pred, weight = (t[..., self._class_id] for t in (y_true, y_pred, weight))
@@ -231,29 +249,80 @@ class F1Metric(Metric):
 
 
 class AUCMetric(Metric):
-    """Keras' AUC: confusion counts at num_thresholds evenly spaced thresholds, then a sum."""
+    """Keras' AUC: confusion counts at a list of thresholds, then a Riemann sum (or, for PR
+    with interpolation, Davis & Goadrich's formula). With `multi_label`, counts are kept per
+    label (output unit) and the per-label AUCs averaged, weighted by `label_weights` if given;
+    without it, every unit's scores are pooled (each weighted by its label weight)."""
 
-    def __init__(self, num_thresholds: int, curve: str, summation_method: str) -> None:
+    def __init__(
+        self,
+        num_thresholds: int,
+        curve: str,
+        summation_method: str,
+        thresholds: list[float] | None = None,
+        multi_label: bool = False,
+        num_labels: int | None = None,
+        label_weights: list[float] | None = None,
+        from_logits: bool = False,
+    ) -> None:
         super().__init__()
-        self._n, self._curve, self._summation = num_thresholds, curve, summation_method
+        self._curve, self._summation = curve, summation_method
+        self._multi_label, self._num_labels = multi_label, num_labels
+        self._label_weights, self._from_logits = label_weights, from_logits
+        if thresholds is None:
+            self._n, self._inner, self._evenly = num_thresholds, None, True
+        else:
+            inner = sorted(thresholds)
+            self._n, self._inner = len(inner) + 2, inner
+            self._evenly = _evenly_spaced([0.0, *inner, 1.0])
 
     def _initial(self, like: Tensor, width: int) -> dict[str, Tensor]:
         names = ("true_positives", "false_positives", "true_negatives", "false_negatives")
-        return {k: like.new_zeros(self._n) for k in names}
+        shape = (self._n, width) if self._multi_label else (self._n,)
+        return {k: like.new_zeros(shape) for k in names}
+
+    def _buckets(self, y_pred: Tensor) -> Tensor:
+        """For each score, the index of the last threshold it exceeds (the counts at
+        thresholds 0..index all include it)."""
+        torch = _torch()
+        if self._evenly:
+            # Thresholds -eps, 1/(n-1), ..., (n-2)/(n-1), 1+eps: p exceeds threshold i exactly
+            # when ceil(p*(n-1)) - 1 (>= 0) is >= i.
+            return (torch.ceil(y_pred.clamp(0, 1) * (self._n - 1)) - 1).clamp_min(0).long()
+        edges = y_pred.new_tensor([-EPSILON, *self._inner, 1.0 + EPSILON])
+        # searchsorted (left) counts the thresholds strictly below each score.
+        return torch.searchsorted(edges, y_pred.clamp(0, 1).contiguous()) - 1
 
     def _add(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> None:
         torch = _torch()
+        if self._from_logits:
+            y_pred = torch.sigmoid(y_pred)
+        width = y_pred.shape[-1]
+        if self._multi_label and self._num_labels not in (None, width):
+            raise ValueError(f"num_labels is {self._num_labels} but the output has {width} units")
         y_true = _dense_targets(y_pred, y_true)
         weight = sample_weight.reshape(-1, *([1] * (y_pred.ndim - 1))).expand_as(y_pred)
-        y_pred, y_true, weight = y_pred.reshape(-1), y_true.reshape(-1), weight.reshape(-1)
-        # Thresholds are -eps, 1/(n-1), ..., (n-2)/(n-1), 1+eps: a score p exceeds threshold i
-        # exactly when its bucket ceil(p*(n-1)) - 1 (>= 0) is >= i, so one scatter per batch
-        # and a reversed cumulative sum give the counts at every threshold.
-        bucket = (torch.ceil(y_pred.clamp(0, 1) * (self._n - 1)) - 1).clamp_min(0).long()
-        positives = y_pred.new_zeros(self._n).scatter_add_(0, bucket, y_true * weight)
-        negatives = y_pred.new_zeros(self._n).scatter_add_(0, bucket, (1 - y_true) * weight)
-        tp = positives.flip(0).cumsum(0).flip(0)
-        fp = negatives.flip(0).cumsum(0).flip(0)
+        if self._label_weights is not None and len(self._label_weights) != width:
+            raise ValueError(
+                f"label_weights has {len(self._label_weights)} values but the output has "
+                f"{width} units"
+            )
+        if self._label_weights is not None and not self._multi_label:
+            weight = weight * y_pred.new_tensor(self._label_weights)
+        columns = width if self._multi_label else 1
+        y_pred, y_true, weight = (t.reshape(-1, columns) for t in (y_pred, y_true, weight))
+        # One scatter per batch into (threshold, label) cells, then a reversed cumulative sum
+        # gives the counts at every threshold.
+        cells = self._buckets(y_pred) * columns + torch.arange(columns, device=y_pred.device)
+        cells = cells.reshape(-1)
+        size = self._n * columns
+        positives = y_pred.new_zeros(size).scatter_add_(0, cells, (y_true * weight).reshape(-1))
+        negatives = y_pred.new_zeros(size).scatter_add_(
+            0, cells, ((1 - y_true) * weight).reshape(-1)
+        )
+        shape = self._state["true_positives"].shape
+        tp = positives.reshape(self._n, columns).flip(0).cumsum(0).flip(0).reshape(shape)
+        fp = negatives.reshape(self._n, columns).flip(0).cumsum(0).flip(0).reshape(shape)
         self._state["true_positives"] += tp
         self._state["false_positives"] += fp
         self._state["false_negatives"] += tp[0] - tp
@@ -266,7 +335,7 @@ class AUCMetric(Metric):
         tp, fp = self._state["true_positives"], self._state["false_positives"]
         tn, fn = self._state["true_negatives"], self._state["false_negatives"]
         if self._curve == "PR" and self._summation == "interpolation":
-            return self._interpolated_pr(tp, fp, fn)
+            return self._over_labels(self._interpolated_pr(tp, fp, fn))
         recall = _divide(tp, tp + fn)
         if self._curve == "ROC":
             x, y = _divide(fp, fp + tn), recall
@@ -278,11 +347,21 @@ class AUCMetric(Metric):
             heights = torch.minimum(y[:-1], y[1:])
         else:
             heights = torch.maximum(y[:-1], y[1:])
-        return ((x[:-1] - x[1:]) * heights).sum()
+        return self._over_labels((x[:-1] - x[1:]) * heights)
+
+    def _over_labels(self, terms: Tensor) -> Tensor:
+        """The AUC from its per-threshold terms: summed, then (multi_label) averaged."""
+        by_label = terms.sum(0)
+        if not self._multi_label:
+            return by_label
+        if self._label_weights is None:
+            return by_label.mean()
+        weights = by_label.new_tensor(self._label_weights)
+        return _divide((by_label * weights).sum(), weights.sum())
 
     @staticmethod
     def _interpolated_pr(tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
-        """Davis & Goadrich's PR-AUC: precision interpolated between thresholds."""
+        """Davis & Goadrich's PR-AUC increments: precision interpolated between thresholds."""
         torch = _torch()
         d_tp = tp[:-1] - tp[1:]
         p = tp + fp
@@ -291,22 +370,24 @@ class AUCMetric(Metric):
         intercept = tp[1:] - slope * p[1:]
         both = (p[:-1] > 0) & (p[1:] > 0)
         ratio = torch.where(both, _divide(p[:-1], p[1:].clamp_min(0)), torch.ones_like(p[1:]))
-        increments = _divide(
-            slope * (d_tp + intercept * ratio.log()), (tp[1:] + fn[1:]).clamp_min(0)
-        )
-        return increments.sum()
+        return _divide(slope * (d_tp + intercept * ratio.log()), (tp[1:] + fn[1:]).clamp_min(0))
 
 
 class R2Metric(Metric):
-    """Keras' R2Score: 1 - SS_res / SS_tot per output, averaged over outputs."""
+    """Keras' R2Score: 1 - SS_res / SS_tot per output, averaged over outputs, optionally
+    adjusted for `num_regressors` predictors: 1 - (1 - R2) * (n - 1) / (n - p - 1), where n
+    counts target values (samples times outputs, as Keras counts them). When p >= n - 1 the
+    adjustment is undefined and the plain R2 is kept (Keras warns and does the same)."""
 
-    def __init__(self, class_aggregation: str) -> None:
+    def __init__(self, class_aggregation: str, num_regressors: int = 0) -> None:
         super().__init__()
         self._aggregation = class_aggregation
+        self._regressors = num_regressors
 
     def _initial(self, like: Tensor, width: int) -> dict[str, Tensor]:
         size = like[0].numel()
-        return {k: like.new_zeros(size) for k in ("sum", "squared_sum", "total_mse", "count")}
+        sums = {k: like.new_zeros(size) for k in ("sum", "squared_sum", "total_mse", "count")}
+        return sums | {"num_samples": like.new_zeros(())}
 
     def _add(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> None:
         y_true = _aligned(y_pred, y_true).to(y_pred.dtype).reshape(y_pred.shape[0], -1)
@@ -316,6 +397,7 @@ class R2Metric(Metric):
         self._state["squared_sum"] += (weight * y_true.square()).sum(0)
         self._state["total_mse"] += (weight * (y_true - y_pred).square()).sum(0)
         self._state["count"] += weight.sum(0).expand_as(self._state["count"])
+        self._state["num_samples"] += y_true.numel()
 
     def compute(self) -> Tensor:
         torch = _torch()
@@ -325,9 +407,14 @@ class R2Metric(Metric):
         total = self._state["squared_sum"] - self._state["sum"] * mean
         scores = 1 - self._state["total_mse"] / total
         scores = torch.where(torch.isinf(scores), torch.zeros_like(scores), scores)
-        if self._aggregation == "variance_weighted":
-            return (scores * total / total.sum()).sum()
-        return scores.mean()
+        if self._aggregation == "variance_weighted_average":
+            score = (scores * total / total.sum()).sum()
+        else:
+            score = scores.mean()
+        n, p = self._state.get("num_samples"), self._regressors
+        if p and n is not None and p < n - 1:
+            score = 1 - (1 - score) * (n - 1) / (n - p - 1)
+        return score
 
 
 # -- per-sample values of the mean metrics ------------------------------------------------------

@@ -49,14 +49,16 @@ class Activation(_Weightless):
 class ReLU(_Weightless):
     """max(x, 0), with an optional ceiling, a slope below `threshold` and a shifted threshold.
 
-    `x` for threshold <= x < max_value, `max_value` above it, and
-    `negative_slope * (x - threshold)` below the threshold.
+    As Keras computes it: x where x > threshold, else 0; then clipped to [0, max_value] when
+    max_value is set; then `negative_slope * (threshold - x)` subtracted below the threshold.
+    A negative threshold keeps the values between it and 0 as they are, unless max_value is
+    set (its clip turns them into 0).
     """
 
     type: Literal["ReLU"] = "ReLU"
-    max_value: float | None = Field(None, gt=0, description="The ceiling; none by default.")
+    max_value: float | None = Field(None, ge=0, description="The ceiling; none by default.")
     negative_slope: float = Field(0.0, ge=0, description="The slope below the threshold.")
-    threshold: float = Field(0.0, ge=0, description="Where the function turns linear.")
+    threshold: float = Field(0.0, description="Values at or below it give 0 (before the slope).")
 
     def activation_spec(self) -> act.ActivationSpec:
         return act.Relu(

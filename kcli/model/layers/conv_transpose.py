@@ -20,9 +20,10 @@ class Conv2DTranspose(_FilterConv):
 
     Output size per axis (Keras): without output_padding, valid n*s + max(k' - s, 0) and same
     n*s; with it, (n-1)*s + k' - 2*pad + output_padding, pad = k'//2 for same, 0 for valid
-    (k' = (k-1)*d + 1). "same" without output_padding crops the full output as TensorFlow does
-    (the adjoint of a TF-padded conv: the odd pixel is cropped at the bottom/right); Keras'
-    torch backend crops it at the top/left instead, so k=3, s=2 outputs differ by a shift there.
+    (k' = (k-1)*d + 1). Which window of the full transposed output is kept follows Keras (the
+    same on its torch, JAX and TensorFlow backends): "same" pads the dilated input by a total of
+    s + k' - 2 (without output_padding) or k' + k' % 2 - 2 + output_padding (with it), the larger
+    half before, at most k' - 1; "valid" keeps the full output from its first pixel.
     """
 
     type: Literal["Conv2DTranspose"] = "Conv2DTranspose"
@@ -55,23 +56,26 @@ class Conv2DTranspose(_FilterConv):
         return as_tuple(self.output_padding, self.rank)
 
     def _crops(self) -> tuple[tuple[int, int], ...]:
-        """Per axis: (before, after) pixels cut from the full transposed output (< 0: added)."""
+        """Per axis: (before, after) pixels cut from the full transposed output (< 0: added).
+
+        The full output, (n-1)*s + k' pixels, is the correlation of the stride-dilated input
+        padded by k' - 1 on each side; Keras pads by `pad_before`/`pad_after` instead, so it
+        cuts (k' - 1) - pad from each end (a negative cut appends zeros).
+        """
         extras = self.output_padding_tuple() or (None,) * self.rank
         crops = []
         for k, s, d, extra in zip(
             self.kernel_tuple(), self.stride_tuple(), self.dilation_tuple(), extras, strict=True
         ):
             span = (k - 1) * d + 1
-            if extra is None:
-                # TF: the adjoint of a "same" conv from n*s to n crops half of max(k'-s, 0),
-                # the odd pixel at the end; "valid" keeps n*s + max(k'-s, 0) from the start.
-                before = max(span - s, 0) // 2 if self.padding == "same" else 0
-                length_minus_n_s = 0 if self.padding == "same" else max(span - s, 0)
+            if self.padding == "valid":
+                pad_before = span - 1
+                pad_after = span - 1 + (max(span, s) - span if extra is None else extra)
             else:
-                before = span // 2 if self.padding == "same" else 0
-                length_minus_n_s = span - s - 2 * before + extra
-            # Full length is (n-1)*s + span; what is left after the kept window is cut after.
-            crops.append((before, span - s - before - length_minus_n_s))
+                total = s + span - 2 if extra is None else span + span % 2 - 2 + extra
+                pad_before = min(total - total // 2, span - 1)
+                pad_after = total - pad_before
+            crops.append((span - 1 - pad_before, span - 1 - pad_after))
         return tuple(crops)
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:

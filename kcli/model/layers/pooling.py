@@ -1,7 +1,9 @@
 """Pooling layers: Max/AveragePooling1D/2D and their Global* forms, channels-last.
 
 "same" padding is TensorFlow's (the odd pixel at the end); a max ignores the padding and an
-average divides by the real pixels of its window only, as TensorFlow does.
+average divides by the real pixels of its window only, as TensorFlow and JAX do (Keras' torch
+backend instead replicates the edge pixels into an uneven window, so averages at the border of
+an odd-sized "same" input differ from it there; the README says so).
 """
 
 from __future__ import annotations
@@ -94,7 +96,10 @@ class MaxPooling2D(_Pooling):
 
 
 class AveragePooling1D(_Pooling):
-    """The mean of each window of a (steps, channels) sequence (real pixels only)."""
+    """The mean of each window of a (steps, channels) sequence (real pixels only).
+
+    `pool_size` defaults to 2 as for MaxPooling1D; Keras requires it for the average layers.
+    """
 
     type: Literal["AveragePooling1D"] = "AveragePooling1D"
     aliases: ClassVar[tuple[str, ...]] = ("AvgPool1D",)
@@ -103,7 +108,10 @@ class AveragePooling1D(_Pooling):
 
 
 class AveragePooling2D(_Pooling):
-    """The mean of each window of a (height, width, channels) image (real pixels only)."""
+    """The mean of each window of a (height, width, channels) image (real pixels only).
+
+    `pool_size` defaults to 2 as for MaxPooling2D; Keras requires it for the average layers.
+    """
 
     type: Literal["AveragePooling2D"] = "AveragePooling2D"
     aliases: ClassVar[tuple[str, ...]] = ("AvgPool2D",)

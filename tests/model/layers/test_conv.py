@@ -388,6 +388,44 @@ def test_conv2d_transpose_same_k3_s2_by_hand():
     torch.testing.assert_close(run(module, x).flatten(), torch.tensor([1.0, 2.0, 13.0, 20.0]))
 
 
+@pytest.mark.parametrize(
+    "kernel,strides,output_padding,want",
+    [
+        # x = [1, 10], kernel [1 2 3], stride 2: full output [1, 2, 13, 20, 30]. Keras keeps
+        # (n-1)*s + k%2 + op = 4 pixels; it pads the dilated input by k + k%2 - 2 + op = 3,
+        # the larger half (2 = k-1) before, so it cuts (k-1) - 2 = 0 pixels before.
+        (3, 2, 1, [1.0, 2.0, 13.0, 20.0]),
+        # kernel [1 2 3 4]: full [1, 2, 13, 24, 30, 40]; keeps 2 + 0 + 1 = 3; pad 3, before 2,
+        # so it cuts (4-1) - 2 = 1 before.
+        (4, 2, 1, [2.0, 13.0, 24.0]),
+        # kernel [1 2 3], stride 3: full [1, 2, 3, 10, 20, 30]; keeps 3 + 1 + 2 = 6; pad 4,
+        # before 2: nothing cut.
+        (3, 3, 2, [1.0, 2.0, 3.0, 10.0, 20.0, 30.0]),
+    ],
+)
+def test_conv2d_transpose_same_with_output_padding_keeps_keras_window(
+    kernel, strides, output_padding, want
+):
+    # Issue 21's reproducers: the shape was right but the content was a pixel off.
+    layer = spec(
+        {
+            "type": "Conv2DTranspose",
+            "filters": 1,
+            "kernel_size": [1, kernel],
+            "strides": [1, strides],
+            "padding": "same",
+            "output_padding": [0, output_padding],
+            "use_bias": False,
+        }
+    )
+    module = layer.build([(1, 2, 1)])
+    with torch.no_grad():
+        module.kernel.copy_(torch.arange(1.0, kernel + 1).reshape(1, 1, 1, kernel))
+    x = torch.tensor([1.0, 10.0]).reshape(1, 1, 2, 1)
+    assert layer.output_shape([(1, 2, 1)]) == (1, len(want), 1)
+    torch.testing.assert_close(run(module, x).flatten(), torch.tensor(want))
+
+
 # ---- initializers, regularizers ----
 
 

@@ -5,7 +5,12 @@ import torch
 from pydantic import ValidationError
 
 from kcli.errors import ShapeError
+from kcli.model.activations import activation_registry
 from kcli.model.layers import layer_registry
+
+
+def act_spec(data: dict):
+    return activation_registry.get(data["type"]).model_validate(data)
 
 
 def spec(data: dict):
@@ -179,6 +184,22 @@ def test_relu_layer_arguments():
     torch.testing.assert_close(out, torch.tensor([[-0.2, -0.05, 3.0, 6.0]]))
     with pytest.raises(ValidationError):
         spec({"type": "ReLU", "negative_slope": -0.1})
+
+
+def test_relu_threshold_follows_keras_order():
+    # Keras keeps x only where x > threshold: at the threshold itself the output is 0.
+    out = apply({"type": "ReLU", "threshold": 1.0}, torch.tensor([[0.5, 1.0, 1.5]]))
+    torch.testing.assert_close(out, torch.tensor([[0.0, 0.0, 1.5]]))
+    # A negative threshold keeps (threshold, 0) as it is: -0.5 > -1 stays -0.5, -2 gives 0 ...
+    x = torch.tensor([[-2.0, -0.5, 3.0, 10.0]])
+    out = apply({"type": "ReLU", "threshold": -1.0}, x)
+    torch.testing.assert_close(out, torch.tensor([[0.0, -0.5, 3.0, 10.0]]))
+    # ... unless a ceiling is set: Keras then clips to [0, max_value], so -0.5 becomes 0.
+    out = apply({"type": "ReLU", "threshold": -1.0, "max_value": 6.0}, x)
+    torch.testing.assert_close(out, torch.tensor([[0.0, 0.0, 3.0, 6.0]]))
+    # The same rule for the activation function (relu with arguments).
+    function = act_spec({"type": "relu", "threshold": -1.0, "max_value": 6.0}).build()
+    torch.testing.assert_close(function(x), torch.tensor([[0.0, 0.0, 3.0, 6.0]]))
 
 
 def test_elu_layer_alpha():

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from kcli.fit.callbacks import CallbackRef
 from kcli.registry import Spec
@@ -34,6 +34,26 @@ class FitSpec(Spec):
         False, description="Distributed: synchronise BatchNormalization statistics across ranks."
     )
     callbacks: list[CallbackRef] = Field(default_factory=list, description="Keras' callbacks.")
+    steps_per_epoch: int | None = Field(
+        None,
+        ge=1,
+        description="Training steps per epoch (default: one pass). As in Keras, epochs take the "
+        "next batches of the current shuffled pass; an epoch that reaches the end of the pass "
+        "ends there, and the next one starts a new pass.",
+    )
+    validation_steps: int | None = Field(
+        None, ge=1, description="Validation batches per evaluation, from the first (default: all)."
+    )
+    validation_freq: int | list[Annotated[int, Field(ge=1)]] = Field(
+        1,
+        description="Validate every N epochs, or at the listed epochs (1-based), as Keras.",
+    )
+    initial_epoch: int = Field(
+        0,
+        ge=0,
+        description="The epoch to start at (Keras': numbering and shuffles start there; the "
+        "learning-rate schedule starts at step 0). Below `epochs`.",
+    )
     verbose: Literal["auto", 0, 1, 2] = Field(
         "auto",
         description="Keras' verbose: 0 silent, 1 a live progress bar (on a terminal), 2 one line "
@@ -45,8 +65,6 @@ class FitSpec(Spec):
         "validation_data": "give the validation data as data.validation (a source)",
         "x": "a recipe's data is data.source",
         "y": "a recipe's data is data.source (and data.y or data.target)",
-        "initial_epoch": "continue a run from its checkpoint with kcli train --resume RUN",
-        "steps_per_epoch": "a generator's steps per epoch are data.steps_per_epoch",
     }
 
     @field_validator("precision", mode="before")
@@ -60,6 +78,30 @@ class FitSpec(Spec):
         if not _DEVICE.match(value):
             raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps (got '{value}')")
         return value
+
+    @field_validator("validation_freq")
+    @classmethod
+    def _validation_freq(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"must be >= 1 (every N epochs) or a list of epochs (got {value})")
+        return value
+
+    @field_validator("initial_epoch")
+    @classmethod
+    def _initial_epoch_below_epochs(cls, value: int, info: ValidationInfo) -> int:
+        epochs = info.data.get("epochs")
+        if epochs is not None and value >= epochs:
+            raise ValueError(
+                f"initial_epoch {value} leaves no epoch to train: epochs is {epochs} (the "
+                "total, counted from 0, so the run trains epochs initial_epoch+1 .. epochs)"
+            )
+        return value
+
+    def validates_after(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (0-based) ends with a validation pass (Keras' rule)."""
+        if isinstance(self.validation_freq, int):
+            return (epoch + 1) % self.validation_freq == 0
+        return epoch + 1 in self.validation_freq
 
     @field_validator("class_weight")
     @classmethod

@@ -9,6 +9,7 @@ included) and raises TrainingInterrupted, so `--resume` continues exactly.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import sys
 import time
@@ -28,6 +29,7 @@ from kcli.fit.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from kcli.fit.epochs import epoch_window
 from kcli.fit.progress import Progress
 from kcli.fit.steps import Accumulator, Stepper
 
@@ -57,6 +59,11 @@ class Trainer:
     sync_rows: Callable[[], None] | None = None  # makes the written rows durable (fsync)
     dist: Any = None  # DistContext when several processes train (see distributed.py)
     has_penalty: bool = False
+    steps_per_epoch: int | None = None  # Keras' fit argument (see epochs.py); None: one pass
+    validation_steps: int | None = None  # validation batches per evaluation; None: all
+    validates_after: Callable[[int], bool] = lambda epoch: True  # Keras' validation_freq
+    initial_epoch: int = 0  # the first epoch this run trains (Keras' initial_epoch)
+    validated: bool = False  # whether the epoch that just ended ran validation
     stop_training: bool = False
     interrupt_requested: bool = False
     epochs_done: int = 0
@@ -193,8 +200,10 @@ class Trainer:
                 callback.on_epoch_begin(epoch)
             started = time.perf_counter()
             logs, steps_done = self._train_epoch(epoch)
-            if self.val_batches is not None:
-                logs.update({f"val_{k}": v for k, v in self.evaluate(self.val_batches).items()})
+            self.validated = self.val_batches is not None and self.validates_after(epoch)
+            if self.validated:
+                validation = self.evaluate(self.val_batches, steps=self.validation_steps)
+                logs.update({f"val_{k}": v for k, v in validation.items()})
             self.progress.end_epoch(epoch, steps_done, logs)
             logs["lr"] = self.get_learning_rate()
             if not math.isfinite(logs["loss"]):
@@ -208,16 +217,22 @@ class Trainer:
                 self._snapshot = None
                 callback.on_epoch_end(epoch, logs)
             logs["seconds"] = time.perf_counter() - started
-            self.write_row({"epoch": epoch + 1, **logs})
+            # An epoch without validation (fit.validation_freq) leaves its val_ cells empty.
+            skipped = {} if self.validated or self.val_batches is None else self._val_names()
+            self.write_row({"epoch": epoch + 1, **skipped, **logs})
             self.history.append(logs)
             self._write_checkpoints(epoch)
         for callback in self.callbacks:
             callback.on_train_end(self.history[-1] if self.history else {})
         return self.history
 
+    def _val_names(self) -> dict[str, None]:
+        names = ["loss", *(spec.log_name for spec in self.metric_specs)]
+        return {f"val_{name}": None for name in names}
+
     def _write_checkpoints(self, epoch: int) -> None:
         self.save_full_checkpoint(self.run_dir / "checkpoints" / "last.pt")
-        if epoch == 0:  # the weights after the first epoch, for the weight-histogram plot
+        if epoch == self.initial_epoch:  # the first epoch's weights, for the histogram plot
             self.save_checkpoint(
                 self.run_dir / "checkpoints" / "first.pt",
                 {"model": self.model.state_dict(), "epoch": 1},
@@ -236,10 +251,20 @@ class Trainer:
             for metric, state in zip(self.train_metrics, self._partial["metrics"], strict=True):
                 metric.load_state(state)
         steps = _length(self.train_batches)
+        window = None
+        if self.steps_per_epoch is not None:  # in-memory data only (setup checks it)
+            window = epoch_window(epoch, steps, self.steps_per_epoch)
+            if window.steps < self.steps_per_epoch:
+                self._note_short_epoch(epoch, window, steps)
+        if window is not None:
+            steps = window.steps
+            batches = self.train_batches.epoch(window.pass_index, window.first + start)
+            batches = itertools.islice(batches, window.steps - start)
+        else:
+            batches = (
+                self.train_batches.epoch(epoch, start) if start else self.train_batches.epoch(epoch)
+            )
         self.progress.start_epoch(epoch, steps, done_before=start)
-        batches = (
-            self.train_batches.epoch(epoch, start) if start else self.train_batches.epoch(epoch)
-        )
         done = start
         for x, y, w in batches:
             self.stepper.train_step(x, y, w, accumulator, self.train_metrics)
@@ -248,6 +273,15 @@ class Trainer:
             if self.interrupt_requested:
                 self._checkpoint_mid_epoch(done, accumulator)
         return self._logs(accumulator, self.train_metrics, reduce=True), done
+
+    def _note_short_epoch(self, epoch: int, window: Any, batches_per_pass: int) -> None:
+        if not getattr(self, "_noted_short_epoch", False):
+            self._noted_short_epoch = True
+            self.log(
+                f"epoch {epoch + 1} trains {window.steps} of steps_per_epoch "
+                f"{self.steps_per_epoch} steps: it reached the end of a pass over the data "
+                f"({batches_per_pass} batches), and as in Keras an epoch ends with its pass"
+            )
 
     def _checkpoint_mid_epoch(self, done: int, accumulator: Accumulator) -> None:
         self._next_batch = done
@@ -287,13 +321,14 @@ class Trainer:
             metric.load_state(state)
 
     @torch.no_grad()
-    def evaluate(self, batches: Any) -> dict[str, float]:
-        """Loss and metrics over every batch (validation, test): no prefix on the names."""
+    def evaluate(self, batches: Any, steps: int | None = None) -> dict[str, float]:
+        """Loss and metrics over every batch, or the first `steps` (validation, test): no
+        prefix on the names."""
         self.model.eval()
         accumulator = Accumulator.zeros(self.device)
         for metric in self.val_metrics:
             metric.reset()
-        for x, y, w in batches.epoch(0):
+        for x, y, w in itertools.islice(batches.epoch(0), steps):
             self.stepper.eval_step(x, y, w, accumulator, self.val_metrics)
         logs = self._logs(accumulator, self.val_metrics, reduce=True)
         logs.pop("regularization", None)

@@ -125,7 +125,12 @@ def make_trainer(
         dist=context,
         has_penalty=model.has_weight_penalty
         or any(node.spec.activity_regularizer is not None for node in prepared.plan.nodes),
+        steps_per_epoch=recipe.fit.steps_per_epoch,
+        validation_steps=recipe.fit.validation_steps,
+        validates_after=recipe.fit.validates_after,
+        initial_epoch=recipe.fit.initial_epoch,
     )
+    trainer.epochs_done = recipe.fit.initial_epoch  # a resume replaces it with its own count
     trainer.batches_for = lambda split: make_batches(
         prepared, split, train=False, rank=rank, world=world
     )

@@ -9,6 +9,7 @@ prepare (data, model, checks: nothing written yet)
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 from contextlib import contextmanager
@@ -224,7 +225,11 @@ def _finish(trainer, prepared, run_dir: Path, main: bool) -> tuple[dict[str, flo
     """After the last epoch: the test split, eval.json, plots, gates, run.json completed."""
     from kcli import runs
 
-    final = dict(trainer.history[-1]) if trainer.history else {}
+    # Each name's latest value: with fit.validation_freq the last epoch may not have validated,
+    # and the gates then read the last validation's numbers, as Keras' History holds them.
+    final = {}
+    for logs in trainer.history:  # rows read back on a resume hold NaN for an empty cell
+        final.update({k: v for k, v in logs.items() if v is not None and not math.isnan(v)})
     final.pop("seconds", None)
     test = prepared.splits.test
     if test is not None:

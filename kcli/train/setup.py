@@ -232,6 +232,16 @@ def _check_logged_names(loaded: LoadedRecipe, splits) -> None:
         loaded.recipe, splits.validation is not None, splits.test is not None
     )
     problems += missing_package_problems(loaded.recipe)
+    from kcli.data.splits import ArraySplit
+
+    if loaded.recipe.fit.steps_per_epoch is not None and not isinstance(splits.train, ArraySplit):
+        problems.append(
+            Problem(
+                "fit.steps_per_epoch is for data held in memory; a generator source counts its "
+                "steps with data.steps_per_epoch",
+                ("fit", "steps_per_epoch"),
+            )
+        )
     if problems:
         raise KcliError(problems)
 

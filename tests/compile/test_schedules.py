@@ -94,6 +94,18 @@ def test_cosine_decay_restarts():
     assert flat(10) == pytest.approx(1.0)
 
 
+def test_cosine_decay_restarts_exactly_at_a_restart_starts_the_new_period():
+    # Periods of 8 and 12 steps (t_mul 1.5): step 20 is the first step of period 3, whose peak
+    # is m_mul**2 = 0.25: 0.1 * ((1 - 0.1) * 0.25 + 0.1) = 0.0325. Keras computes the period in
+    # float32, where log(2.25) / log(1.5) falls just below 2, and gives the end of period 2,
+    # 0.1 * 0.1 = 0.01, at such steps; kcli keeps the exact value (README: where kcli differs).
+    s = CosineDecayRestarts(
+        initial_learning_rate=0.1, first_decay_steps=8, t_mul=1.5, m_mul=0.5, alpha=0.1
+    )
+    assert s(20) == pytest.approx(0.0325)
+    assert s(19) == pytest.approx(0.1 * (0.9 * 0.5 * 0.5 * (1 + math.cos(math.pi * 11 / 12)) + 0.1))
+
+
 def test_schedule_ref_accepts_loose_names():
     adapter = TypeAdapter(ScheduleRef)
     s = adapter.validate_python(

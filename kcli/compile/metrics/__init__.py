@@ -25,6 +25,7 @@ from kcli.compile.metrics.accuracy import (
     SparseTopKCategoricalAccuracy,
     TopKCategoricalAccuracy,
 )
+from kcli.compile.metrics.auc import AUCMetric
 from kcli.compile.metrics.base import MetricSpec, metric_registry
 from kcli.compile.metrics.confusion import AUC, F1Score, Precision, Recall
 from kcli.compile.metrics.regression import (
@@ -36,7 +37,6 @@ from kcli.compile.metrics.regression import (
 )
 from kcli.compile.metrics.streaming import (
     EPSILON,
-    AUCMetric,
     ConfusionMetric,
     F1Metric,
     MeanMetric,

@@ -7,8 +7,9 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from kcli.compile.metrics.auc import AUCMetric
 from kcli.compile.metrics.base import MetricSpec
-from kcli.compile.metrics.streaming import AUCMetric, ConfusionMetric, F1Metric, Metric
+from kcli.compile.metrics.streaming import ConfusionMetric, F1Metric, Metric
 
 
 class Precision(MetricSpec):

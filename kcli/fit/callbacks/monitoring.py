@@ -44,8 +44,14 @@ class _Monitoring(Callback):
     def worst(self) -> float:
         return math.inf if self.mode == "min" else -math.inf
 
+    def _validated(self) -> bool:
+        """Whether the epoch that just ended ran validation (not with fit.validation_freq)."""
+        return getattr(self.trainer, "validated", True)
+
     def monitored(self, logs: dict[str, float]) -> float | None:
         value = logs.get(self.monitor)
+        if value is None and self.monitor.startswith("val_") and not self._validated():
+            return None  # an epoch without validation (fit.validation_freq): nothing to judge
         if value is None:
             if not self._warned:
                 self._warned = True

@@ -51,14 +51,16 @@ class ReLU(_Weightless):
 
     As Keras computes it: x where x > threshold, else 0; then clipped to [0, max_value] when
     max_value is set; then `negative_slope * (threshold - x)` subtracted below the threshold.
-    A negative threshold keeps the values between it and 0 as they are, unless max_value is
-    set (its clip turns them into 0).
+    The layer takes thresholds >= 0, as Keras' layer does (the `relu` activation function
+    takes any threshold).
     """
 
     type: Literal["ReLU"] = "ReLU"
     max_value: float | None = Field(None, ge=0, description="The ceiling; none by default.")
     negative_slope: float = Field(0.0, ge=0, description="The slope below the threshold.")
-    threshold: float = Field(0.0, description="Values at or below it give 0 (before the slope).")
+    threshold: float = Field(
+        0.0, ge=0, description="Values at or below it give 0 (before the slope)."
+    )
 
     def activation_spec(self) -> act.ActivationSpec:
         return act.Relu(

@@ -190,16 +190,17 @@ def test_relu_threshold_follows_keras_order():
     # Keras keeps x only where x > threshold: at the threshold itself the output is 0.
     out = apply({"type": "ReLU", "threshold": 1.0}, torch.tensor([[0.5, 1.0, 1.5]]))
     torch.testing.assert_close(out, torch.tensor([[0.0, 0.0, 1.5]]))
-    # A negative threshold keeps (threshold, 0) as it is: -0.5 > -1 stays -0.5, -2 gives 0 ...
+    # The relu function takes a negative threshold: it keeps (threshold, 0) as it is, so
+    # -0.5 > -1 stays -0.5 and -2 gives 0 ...
     x = torch.tensor([[-2.0, -0.5, 3.0, 10.0]])
-    out = apply({"type": "ReLU", "threshold": -1.0}, x)
-    torch.testing.assert_close(out, torch.tensor([[0.0, -0.5, 3.0, 10.0]]))
+    function = act_spec({"type": "relu", "threshold": -1.0}).build()
+    torch.testing.assert_close(function(x), torch.tensor([[0.0, -0.5, 3.0, 10.0]]))
     # ... unless a ceiling is set: Keras then clips to [0, max_value], so -0.5 becomes 0.
-    out = apply({"type": "ReLU", "threshold": -1.0, "max_value": 6.0}, x)
-    torch.testing.assert_close(out, torch.tensor([[0.0, 0.0, 3.0, 6.0]]))
-    # The same rule for the activation function (relu with arguments).
     function = act_spec({"type": "relu", "threshold": -1.0, "max_value": 6.0}).build()
     torch.testing.assert_close(function(x), torch.tensor([[0.0, 0.0, 3.0, 6.0]]))
+    # The ReLU layer refuses a negative threshold, as Keras' layer does.
+    with pytest.raises(ValidationError):
+        spec({"type": "ReLU", "threshold": -1.0})
 
 
 def test_elu_layer_alpha():

@@ -1,0 +1,527 @@
+"""The parity cases of test_layer_parity.py: kcli layer specs and activations, as plain data.
+
+A layer case is a kcli spec dict, the per-sample input shapes (batch excluded, as kcli counts
+them) and how to run it. The Keras layer is made from the same dict by the test module (same
+argument names and values), so a case also checks that kcli spells each argument as Keras does.
+Nothing here imports torch or Keras.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    id: str
+    spec: dict[str, Any]
+    shapes: tuple[tuple[int, ...], ...]  # one per input, batch excluded
+    training: bool = False
+    # Embedding: the inputs are integer ids in [0, ids), not floats (no input gradient).
+    ids: int | None = None
+    # Values written over the first entries of every input: ties at a ReLU threshold, which
+    # random floats never hit, decide which side of `>` versus `>=` a function is on.
+    exact: tuple[float, ...] = ()
+    # Compare the non-trainable weights (BatchNormalization's moving statistics) after the call.
+    check_state: bool = False
+    # The Keras layer to compare with, where Keras' own layer of this type refuses the
+    # arguments but another computes what kcli means by them; default: `spec` itself.
+    keras_spec: dict[str, Any] | None = None
+    # Why Keras' torch backend itself is wrong here (it differs from Keras on JAX and
+    # TensorFlow): the case is an expected failure, strict so a fixed Keras is noticed.
+    keras_bug: str | None = None
+
+    @property
+    def type(self) -> str:
+        return self.spec["type"]
+
+
+def case(id: str, spec: dict[str, Any], *shapes: tuple[int, ...], **options: Any) -> LayerCase:
+    return LayerCase(id, spec, tuple(shapes), **options)
+
+
+def _conv_transpose(id: str, **args: Any) -> LayerCase:
+    spec = {"type": "Conv2DTranspose", "filters": 2, **args}
+    return case(id, spec, (4, 5, 3))
+
+
+def _rnn(kind: str, id: str, **args: Any) -> LayerCase:
+    return case(f"{kind}-{id}", {"type": kind, "units": 3, **args}, (5, 4))
+
+
+def _bidirectional(id: str, layer: dict[str, Any], keras_spec=None, **args: Any) -> LayerCase:
+    spec = {"type": "Bidirectional", "layer": {"units": 3, **layer}, **args}
+    return case(f"Bidirectional-{id}", spec, (5, 4), keras_spec=keras_spec)
+
+
+AVERAGE_SAME_BUG = (
+    "Keras' torch backend pads an average pool's uneven 'same' padding by replicating the edge "
+    "pixels and counts them (keras/src/backend/torch/nn.py _apply_same_padding); on JAX and "
+    "TensorFlow, as in kcli, a window averages its real pixels only (checked apart, in "
+    "test_average_pooling_same_averages_real_pixels)"
+)
+
+
+LAYER_CASES: list[LayerCase] = [
+    # ---- core
+    case("Dense", {"type": "Dense", "units": 4}, (5,)),
+    case(
+        "Dense-nobias-tanh",
+        {"type": "Dense", "units": 3, "use_bias": False, "activation": "tanh"},
+        (5,),
+    ),
+    case("Dense-rank3-softmax", {"type": "Dense", "units": 4, "activation": "softmax"}, (3, 5)),
+    # ---- reshaping
+    case("Flatten", {"type": "Flatten"}, (2, 3, 4)),
+    case("Reshape", {"type": "Reshape", "target_shape": [4, 6]}, (2, 3, 4)),
+    case("Reshape-free", {"type": "Reshape", "target_shape": [-1, 2]}, (2, 3, 4)),
+    case("Permute-2d", {"type": "Permute", "dims": [2, 1]}, (3, 4)),
+    case("Permute-3d", {"type": "Permute", "dims": [3, 1, 2]}, (2, 3, 4)),
+    case("RepeatVector", {"type": "RepeatVector", "n": 3}, (4,)),
+    case("ZeroPadding2D-int", {"type": "ZeroPadding2D", "padding": 1}, (3, 4, 2)),
+    case("ZeroPadding2D-pair", {"type": "ZeroPadding2D", "padding": [1, 2]}, (3, 4, 2)),
+    case("ZeroPadding2D-sides", {"type": "ZeroPadding2D", "padding": [[1, 0], [2, 3]]}, (3, 4, 2)),
+    case("UpSampling2D-nearest", {"type": "UpSampling2D"}, (3, 4, 2)),
+    case("UpSampling2D-nearest-2x3", {"type": "UpSampling2D", "size": [2, 3]}, (3, 4, 2)),
+    case("UpSampling2D-bilinear", {"type": "UpSampling2D", "interpolation": "bilinear"}, (3, 4, 2)),
+    case(
+        "UpSampling2D-bilinear-3x2",
+        {"type": "UpSampling2D", "size": [3, 2], "interpolation": "bilinear"},
+        (3, 4, 2),
+    ),
+    # ---- regularization: random in training, so compared in inference (the identity); the
+    # training-mode structure is checked apart, in test_noise_structure_in_training.
+    case("Dropout", {"type": "Dropout", "rate": 0.5}, (4, 3)),
+    case(
+        "Dropout-noise-shape", {"type": "Dropout", "rate": 0.3, "noise_shape": [None, 1, 3]}, (4, 3)
+    ),
+    case("SpatialDropout1D", {"type": "SpatialDropout1D", "rate": 0.4}, (4, 3)),
+    case("SpatialDropout2D", {"type": "SpatialDropout2D", "rate": 0.4}, (3, 3, 2)),
+    case("GaussianNoise", {"type": "GaussianNoise", "stddev": 0.5}, (4, 3)),
+    # ---- normalization
+    case("BatchNormalization-inference", {"type": "BatchNormalization"}, (4, 3)),
+    case(
+        "BatchNormalization-training",
+        {"type": "BatchNormalization"},
+        (4, 3),
+        training=True,
+        check_state=True,
+    ),
+    case(
+        "BatchNormalization-axis1-training",
+        {"type": "BatchNormalization", "axis": 1, "momentum": 0.9, "epsilon": 0.01},
+        (4, 3),
+        training=True,
+        check_state=True,
+    ),
+    case(
+        "BatchNormalization-image-training",
+        {"type": "BatchNormalization", "center": False},
+        (3, 3, 2),
+        training=True,
+        check_state=True,
+    ),
+    case(
+        "BatchNormalization-noscale-inference",
+        {"type": "BatchNormalization", "scale": False},
+        (3, 3, 2),
+    ),
+    case(  # Keras: a frozen BatchNormalization uses its moving statistics even in training
+        "BatchNormalization-frozen-training",
+        {"type": "BatchNormalization", "trainable": False},
+        (4, 3),
+        training=True,
+        check_state=True,
+    ),
+    case("LayerNormalization", {"type": "LayerNormalization"}, (4, 3)),
+    case("LayerNormalization-axes12", {"type": "LayerNormalization", "axis": [1, 2]}, (4, 3)),
+    # Axes that are not the trailing ones (kcli's unfused path). Not a single non-trailing
+    # axis: Keras' torch backend hands it to F.layer_norm, which normalizes the last axes
+    # instead and fails (keras/src/ops/nn.py _layer_normalization, is_continuous_axis).
+    case(
+        "LayerNormalization-axes13",
+        {"type": "LayerNormalization", "axis": [1, 3], "epsilon": 0.01},
+        (3, 2, 4),
+    ),
+    case("LayerNormalization-nocenter", {"type": "LayerNormalization", "center": False}, (3, 3, 2)),
+    # ---- convolutions
+    case("Conv1D-valid", {"type": "Conv1D", "filters": 3, "kernel_size": 3}, (7, 2)),
+    case(
+        "Conv1D-same-s2",
+        {"type": "Conv1D", "filters": 3, "kernel_size": 4, "strides": 2, "padding": "same"},
+        (7, 2),
+    ),
+    case(
+        "Conv1D-causal-d2",
+        {"type": "Conv1D", "filters": 2, "kernel_size": 3, "padding": "causal", "dilation_rate": 2},
+        (7, 2),
+    ),
+    case(
+        "Conv1D-groups-relu",
+        {"type": "Conv1D", "filters": 4, "kernel_size": 2, "groups": 2, "activation": "relu"},
+        (6, 4),
+    ),
+    case("Conv2D-valid", {"type": "Conv2D", "filters": 3, "kernel_size": 3}, (5, 6, 2)),
+    case(
+        "Conv2D-same",
+        {"type": "Conv2D", "filters": 3, "kernel_size": 3, "padding": "same"},
+        (5, 6, 2),
+    ),
+    case(
+        "Conv2D-same-s2-odd",
+        {"type": "Conv2D", "filters": 3, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (5, 5, 2),
+    ),
+    case(
+        "Conv2D-same-s2-even",
+        {"type": "Conv2D", "filters": 3, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (6, 6, 2),
+    ),
+    case(
+        "Conv2D-same-k4-s2",
+        {"type": "Conv2D", "filters": 2, "kernel_size": 4, "strides": 2, "padding": "same"},
+        (5, 6, 2),
+    ),
+    case(
+        "Conv2D-valid-s2",
+        {"type": "Conv2D", "filters": 2, "kernel_size": 3, "strides": [2, 1]},
+        (6, 5, 2),
+    ),
+    case(
+        "Conv2D-same-d2",
+        {"type": "Conv2D", "filters": 2, "kernel_size": 3, "padding": "same", "dilation_rate": 2},
+        (6, 5, 2),
+    ),
+    case(
+        "Conv2D-valid-d2",
+        {"type": "Conv2D", "filters": 2, "kernel_size": [2, 3], "dilation_rate": [2, 1]},
+        (6, 5, 2),
+    ),
+    case(
+        "Conv2D-groups-nobias",
+        {"type": "Conv2D", "filters": 4, "kernel_size": 2, "groups": 2, "use_bias": False},
+        (4, 4, 4),
+    ),
+    case(
+        "Conv2D-sigmoid",
+        {"type": "Conv2D", "filters": 2, "kernel_size": 1, "activation": "sigmoid"},
+        (3, 3, 2),
+    ),
+    # Conv2DTranspose: every output-size rule (valid/same, with and without output_padding).
+    _conv_transpose("Conv2DTranspose-valid-k3-s1", kernel_size=3),
+    _conv_transpose("Conv2DTranspose-valid-k3-s2", kernel_size=3, strides=2),
+    _conv_transpose("Conv2DTranspose-valid-k2-s3", kernel_size=2, strides=3),
+    _conv_transpose("Conv2DTranspose-same-k3-s1", kernel_size=3, padding="same"),
+    _conv_transpose("Conv2DTranspose-same-k3-s2", kernel_size=3, strides=2, padding="same"),
+    _conv_transpose("Conv2DTranspose-same-k4-s2", kernel_size=4, strides=2, padding="same"),
+    _conv_transpose("Conv2DTranspose-valid-k3-s2-op1", kernel_size=3, strides=2, output_padding=1),
+    _conv_transpose("Conv2DTranspose-valid-k3-s3-op2", kernel_size=3, strides=3, output_padding=2),
+    _conv_transpose(
+        "Conv2DTranspose-same-k3-s2-op1", kernel_size=3, strides=2, padding="same", output_padding=1
+    ),
+    _conv_transpose(
+        "Conv2DTranspose-same-k4-s2-op1", kernel_size=4, strides=2, padding="same", output_padding=1
+    ),
+    _conv_transpose(
+        "Conv2DTranspose-same-k3-s3-op2", kernel_size=3, strides=3, padding="same", output_padding=2
+    ),
+    _conv_transpose(
+        "Conv2DTranspose-same-mixed-op",
+        kernel_size=[3, 2],
+        strides=[2, 1],
+        padding="same",
+        output_padding=[1, 0],
+    ),
+    _conv_transpose("Conv2DTranspose-same-d2", kernel_size=3, padding="same", dilation_rate=2),
+    _conv_transpose(
+        "Conv2DTranspose-valid-nobias-relu",
+        kernel_size=2,
+        strides=2,
+        use_bias=False,
+        activation="relu",
+    ),
+    case("DepthwiseConv2D-valid", {"type": "DepthwiseConv2D", "kernel_size": 3}, (5, 5, 2)),
+    case(
+        "DepthwiseConv2D-same-s2-dm2",
+        {
+            "type": "DepthwiseConv2D",
+            "kernel_size": 3,
+            "strides": 2,
+            "padding": "same",
+            "depth_multiplier": 2,
+        },
+        (5, 6, 2),
+    ),
+    case(
+        "DepthwiseConv2D-d2-nobias",
+        {"type": "DepthwiseConv2D", "kernel_size": 2, "dilation_rate": 2, "use_bias": False},
+        (5, 5, 3),
+    ),
+    case(
+        "SeparableConv2D-valid",
+        {"type": "SeparableConv2D", "filters": 3, "kernel_size": 3},
+        (5, 5, 2),
+    ),
+    case(
+        "SeparableConv2D-same-s2-dm2",
+        {
+            "type": "SeparableConv2D",
+            "filters": 3,
+            "kernel_size": 3,
+            "strides": 2,
+            "padding": "same",
+            "depth_multiplier": 2,
+        },
+        (5, 6, 2),
+    ),
+    case(
+        "SeparableConv2D-nobias-elu",
+        {
+            "type": "SeparableConv2D",
+            "filters": 2,
+            "kernel_size": 2,
+            "use_bias": False,
+            "activation": "elu",
+        },
+        (4, 4, 2),
+    ),
+    # ---- pooling
+    case("MaxPooling1D", {"type": "MaxPooling1D"}, (7, 2)),
+    case(
+        "MaxPooling1D-same-p3-s2",
+        {"type": "MaxPooling1D", "pool_size": 3, "strides": 2, "padding": "same"},
+        (8, 2),
+    ),
+    case("AveragePooling1D", {"type": "AveragePooling1D", "pool_size": 3, "strides": 1}, (7, 2)),
+    case(
+        "AveragePooling1D-same",
+        {"type": "AveragePooling1D", "pool_size": 3, "strides": 2, "padding": "same"},
+        (8, 2),
+        keras_bug=AVERAGE_SAME_BUG,
+    ),
+    case("MaxPooling2D", {"type": "MaxPooling2D"}, (5, 4, 2)),
+    case(
+        "MaxPooling2D-same-p3-s2",
+        {"type": "MaxPooling2D", "pool_size": 3, "strides": 2, "padding": "same"},
+        (6, 5, 2),
+    ),
+    case("MaxPooling2D-same-p2", {"type": "MaxPooling2D", "padding": "same"}, (5, 5, 2)),
+    case(
+        "AveragePooling2D",
+        {"type": "AveragePooling2D", "pool_size": [2, 3], "strides": 1},
+        (4, 5, 2),
+    ),
+    case(  # symmetric padding (1 on each side): Keras' torch backend averages real pixels
+        "AveragePooling2D-same-symmetric",
+        {"type": "AveragePooling2D", "pool_size": 3, "strides": 1, "padding": "same"},
+        (4, 5, 2),
+    ),
+    case(  # 5 = 3 + 2: the last window has 2 real pixels and 1 of padding
+        "AveragePooling2D-same",
+        {"type": "AveragePooling2D", "pool_size": 3, "padding": "same"},
+        (5, 5, 2),
+        keras_bug=AVERAGE_SAME_BUG,
+    ),
+    case(
+        "AveragePooling2D-same-p3-s2",
+        {"type": "AveragePooling2D", "pool_size": 3, "strides": 2, "padding": "same"},
+        (6, 5, 2),
+        keras_bug=AVERAGE_SAME_BUG,
+    ),
+    case("GlobalMaxPooling1D", {"type": "GlobalMaxPooling1D"}, (5, 3)),
+    case("GlobalMaxPooling1D-keepdims", {"type": "GlobalMaxPooling1D", "keepdims": True}, (5, 3)),
+    case("GlobalAveragePooling1D", {"type": "GlobalAveragePooling1D"}, (5, 3)),
+    case("GlobalMaxPooling2D", {"type": "GlobalMaxPooling2D"}, (3, 4, 2)),
+    case("GlobalAveragePooling2D", {"type": "GlobalAveragePooling2D"}, (3, 4, 2)),
+    case(
+        "GlobalAveragePooling2D-keepdims",
+        {"type": "GlobalAveragePooling2D", "keepdims": True},
+        (3, 4, 2),
+    ),
+    # ---- recurrent: the fused torch kernels (default activations) and the step loop (others)
+    _rnn("SimpleRNN", "last"),
+    _rnn("SimpleRNN", "sequences", return_sequences=True),
+    _rnn("SimpleRNN", "backwards-sequences", return_sequences=True, go_backwards=True),
+    _rnn("SimpleRNN", "relu-nobias", activation="relu", use_bias=False),
+    _rnn("SimpleRNN", "sigmoid-loop", activation="sigmoid", return_sequences=True),
+    _rnn("LSTM", "last"),
+    _rnn("LSTM", "sequences", return_sequences=True),
+    _rnn("LSTM", "backwards", go_backwards=True),
+    _rnn(
+        "LSTM",
+        "loop",
+        activation="relu",
+        recurrent_activation="hard_sigmoid",
+        return_sequences=True,
+    ),
+    _rnn("LSTM", "nobias", use_bias=False),
+    _rnn("LSTM", "dropout-inference", dropout=0.3, recurrent_dropout=0.3),
+    _rnn("GRU", "last"),
+    _rnn("GRU", "sequences", return_sequences=True),
+    _rnn("GRU", "backwards-sequences", return_sequences=True, go_backwards=True),
+    _rnn("GRU", "loop", activation="relu", return_sequences=True),
+    _rnn("GRU", "nobias", use_bias=False),
+    _rnn("GRU", "reset-before", reset_after=False),
+    _rnn("GRU", "reset-before-sequences", reset_after=False, return_sequences=True),
+    _rnn(
+        "GRU", "reset-before-nobias-backwards", reset_after=False, use_bias=False, go_backwards=True
+    ),
+    _bidirectional("LSTM-concat", {"type": "LSTM"}),
+    _bidirectional(
+        "LSTM-ave-sequences", {"type": "LSTM", "return_sequences": True}, merge_mode="ave"
+    ),
+    _bidirectional(
+        "GRU-sum-sequences", {"type": "GRU", "return_sequences": True}, merge_mode="sum"
+    ),
+    _bidirectional("GRU-reset-before-concat", {"type": "GRU", "reset_after": False}),
+    _bidirectional("SimpleRNN-mul", {"type": "SimpleRNN"}, merge_mode="mul"),
+    # A wrapped layer that reads backwards: Keras 3 refuses it (its backward copy always has
+    # go_backwards true, the same), kcli runs the copy forwards, as Keras does when handed
+    # that copy as `backward_layer`.
+    _bidirectional(
+        "SimpleRNN-backwards-sequences",
+        {"type": "SimpleRNN", "go_backwards": True, "return_sequences": True},
+        keras_spec={
+            "type": "Bidirectional",
+            "layer": {
+                "type": "SimpleRNN",
+                "units": 3,
+                "go_backwards": True,
+                "return_sequences": True,
+            },
+            "backward_layer": {"type": "SimpleRNN", "units": 3, "return_sequences": True},
+        },
+    ),
+    # ---- embedding
+    case("Embedding", {"type": "Embedding", "input_dim": 7, "output_dim": 3}, (5,), ids=7),
+    case("Embedding-2d", {"type": "Embedding", "input_dim": 4, "output_dim": 2}, (2, 3), ids=4),
+    # ---- merging: several inputs, and Keras' broadcasting (a 1 stretches, lower rank: axis 1)
+    case("Add", {"type": "Add"}, (3, 4), (3, 4)),
+    case("Add-three", {"type": "Add"}, (3, 4), (3, 4), (3, 4)),
+    case("Add-broadcast-one", {"type": "Add"}, (3, 4), (1, 4)),
+    case("Add-broadcast-rank", {"type": "Add"}, (3, 4), (4,)),
+    case("Subtract", {"type": "Subtract"}, (3, 4), (3, 4)),
+    case("Multiply-three", {"type": "Multiply"}, (3, 4), (3, 4), (3, 4)),
+    case("Average-three", {"type": "Average"}, (3, 4), (3, 4), (3, 4)),
+    case("Maximum", {"type": "Maximum"}, (3, 4), (3, 4)),
+    case("Minimum-three", {"type": "Minimum"}, (3, 4), (3, 4), (3, 4)),
+    case("Concatenate", {"type": "Concatenate"}, (3, 4), (3, 2)),
+    case("Concatenate-axis1-three", {"type": "Concatenate", "axis": 1}, (3, 4), (1, 4), (2, 4)),
+    # ---- activation layers
+    case("Activation-relu", {"type": "Activation", "activation": "relu"}, (4, 3)),
+    case("Activation-softmax", {"type": "Activation", "activation": "softmax"}, (4, 3)),
+    case(
+        "Activation-gelu-tanh",
+        {"type": "Activation", "activation": {"type": "gelu", "approximate": True}},
+        (4, 3),
+    ),
+    case(
+        "Activation-leaky_relu",
+        {"type": "Activation", "activation": {"type": "leaky_relu", "negative_slope": 0.1}},
+        (4, 3),
+    ),
+    case("ReLU", {"type": "ReLU"}, (4, 3)),
+    case("ReLU-max", {"type": "ReLU", "max_value": 1.0}, (4, 3)),
+    case("ReLU-max6", {"type": "ReLU", "max_value": 6.0}, (4, 3)),
+    case("ReLU-slope", {"type": "ReLU", "negative_slope": 0.2}, (4, 3)),
+    case("ReLU-threshold", {"type": "ReLU", "threshold": 0.5}, (4, 3), exact=(0.5,)),
+    case(
+        "ReLU-threshold-max",
+        {"type": "ReLU", "threshold": 0.5, "max_value": 1.2},
+        (4, 3),
+        exact=(0.5,),
+    ),
+    case(
+        "ReLU-threshold-max-slope",
+        {"type": "ReLU", "threshold": 0.5, "max_value": 1.2, "negative_slope": 0.1},
+        (4, 3),
+        exact=(0.5,),
+    ),
+    # Negative thresholds: the ReLU layers refuse them (Keras' and kcli's), the relu function
+    # takes them; through an Activation layer on both sides.
+    *(
+        case(
+            f"relu-negative-threshold-{i}",
+            {"type": "Activation", "activation": {"type": "relu", "threshold": -0.5, **args}},
+            (4, 3),
+            exact=(-0.5,),
+        )
+        for i, args in enumerate(
+            [
+                {},
+                {"max_value": 1.0},
+                {"negative_slope": 0.2},
+                {"max_value": 1.0, "negative_slope": 0.2},
+            ]
+        )
+    ),
+    case("LeakyReLU", {"type": "LeakyReLU"}, (4, 3)),
+    case("LeakyReLU-slope", {"type": "LeakyReLU", "negative_slope": 0.05}, (4, 3)),
+    case("ELU", {"type": "ELU", "alpha": 0.5}, (4, 3)),
+    case("Softmax", {"type": "Softmax"}, (4, 3)),
+    case("Softmax-axis1", {"type": "Softmax", "axis": 1}, (4, 3)),
+    case("PReLU", {"type": "PReLU"}, (4, 3)),
+    case("PReLU-shared", {"type": "PReLU", "shared_axes": [1, 2]}, (3, 3, 2)),
+]
+
+# Layer types of the catalog without a parity case: name -> why. Every registered layer has one
+# today; the training-mode randomness of the noise layers (Dropout, SpatialDropout*,
+# GaussianNoise) and of recurrent dropout cannot be matched draw for draw, so their cases run
+# in inference mode and the training structure is checked apart.
+LAYER_EXEMPT: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class ActivationCase:
+    id: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    shape: tuple[int, ...] = (3, 5)  # batch included: an activation sees the whole tensor
+    exact: tuple[float, ...] = ()  # as LayerCase.exact
+
+
+def activation(name: str, shape: tuple[int, ...] = (3, 5), exact=(), **args: Any) -> ActivationCase:
+    label = "-".join([name, *(f"{k}={v}" for k, v in args.items())])
+    return ActivationCase(label, name, args, shape, tuple(exact))
+
+
+ACTIVATION_CASES: list[ActivationCase] = [
+    activation("linear"),
+    activation("relu"),
+    activation("relu", negative_slope=0.1),
+    activation("relu", max_value=1.0),
+    activation("relu", max_value=6.0),  # Keras takes its relu6 shortcut here
+    activation("relu", exact=(0.5,), threshold=0.5),
+    activation("relu", exact=(0.5,), threshold=0.5, max_value=1.2),
+    activation("relu", exact=(0.5,), threshold=0.5, negative_slope=0.2, max_value=1.2),
+    # Negative thresholds: the function (unlike the ReLU layer) takes them, and values between
+    # the threshold and 0 pass unless a max_value clips to [0, max_value].
+    activation("relu", exact=(-0.5,), threshold=-0.5),
+    activation("relu", exact=(-0.5,), threshold=-0.5, negative_slope=0.2),
+    activation("relu", exact=(-0.5,), threshold=-0.5, max_value=1.0),
+    activation("relu", exact=(-0.5,), threshold=-0.5, max_value=1.0, negative_slope=0.2),
+    activation("relu6"),
+    activation("leaky_relu"),
+    activation("leaky_relu", negative_slope=0.05),
+    activation("elu"),
+    activation("elu", alpha=0.5),
+    activation("selu"),
+    activation("gelu"),
+    activation("gelu", approximate=True),
+    activation("sigmoid"),
+    activation("hard_sigmoid"),
+    activation("tanh"),
+    activation("softmax"),
+    activation("softmax", shape=(2, 3, 4), axis=1),
+    activation("log_softmax"),
+    activation("log_softmax", shape=(2, 3, 4), axis=1),
+    activation("softplus"),
+    activation("softsign"),
+    activation("silu"),
+    activation("mish"),
+    activation("exponential"),
+]
+
+# Activations of the registry without a parity case: name -> why (none today).
+ACTIVATION_EXEMPT: dict[str, str] = {}

@@ -77,10 +77,27 @@ class Registry:
         if name is None:  # an abstract intermediate class, no Literal type of its own
             return
         if name in self.specs:
-            raise RuntimeError(f"{self.kind} {name!r} registered twice")
+            other = self.specs[name]
+            raise RuntimeError(
+                f"{self.kind} {name!r} is defined twice: by {other.__module__}."
+                f"{other.__qualname__} and by {cls.__module__}.{cls.__qualname__}; give one "
+                "another name"
+            )
+        spellings = [loose_key(alias) for alias in (name, *getattr(cls, "aliases", ()))]
+        taken = [key for key in spellings if self._lookup.get(key, name) != name]
+        if taken:
+            raise RuntimeError(
+                f"{self.kind} {name!r} ({cls.__module__}.{cls.__qualname__}) takes the "
+                f"spelling of {self._lookup[taken[0]]!r}; give it another name or alias"
+            )
         self.specs[name] = cls
-        for alias in (name, *getattr(cls, "aliases", ())):
-            self._lookup[loose_key(alias)] = name
+        for key in spellings:
+            self._lookup[key] = name
+
+    def remove(self, name: str) -> None:
+        """Forget a spec (a plugin module that is re-imported, or whose import failed)."""
+        self.specs.pop(name, None)
+        self._lookup = {key: value for key, value in self._lookup.items() if value != name}
 
     def names(self) -> list[str]:
         return list(self.specs)

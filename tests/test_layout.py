@@ -20,6 +20,7 @@ STAGES = [
     ("compile", {"kcli.compile"}),
     ("data", {"kcli.data"}),
     ("fit", {"kcli.fit"}),
+    ("plugin", {"kcli.plugin"}),
     ("recipe", {"kcli.recipe"}),
     ("runs", {"kcli.runs"}),
     ("plots", {"kcli.plots"}),

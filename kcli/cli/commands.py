@@ -196,7 +196,18 @@ def eval_(
     evaluation = evaluate_run(
         run, runs_dir, split=split, data=data, checkpoint=checkpoint, device=device
     )
+    if not as_json:
+        _plugin_notes(evaluation.run_dir)
     print_json(evaluation.to_json()) if as_json else print(render_evaluation(evaluation), end="")
+
+
+def _plugin_notes(run_dir: Path) -> None:
+    """Say which plugins changed since the run was trained (the run uses its own copies)."""
+    from kcli.recipe.plugins import changed_plugin_notes
+    from kcli.runs import read_run_record
+
+    for note in changed_plugin_notes(read_run_record(Path(run_dir)).plugins, Path(run_dir)):
+        err(f"note: {note}")
 
 
 @app.command()
@@ -238,6 +249,7 @@ def predict(
         print_json(done.to_json())
     else:
         err(f"run: {done.run_dir}")  # which run, when RUN is a recipe name or an id prefix
+        _plugin_notes(done.run_dir)
         if done.note:
             err(f"note: {done.note}")
         print(f"wrote {done.n_samples} predictions ({done.what}) to {done.output}")
@@ -266,6 +278,7 @@ def export(
         print_json(done.to_json())
         return
     err(f"run: {done.run_dir} ({done.checkpoint} checkpoint)")  # which run, when RUN is a name
+    _plugin_notes(done.run_dir)
     print(
         f"checked on {done.n_checked} samples against the run's model: max |difference| "
         f"{done.max_abs_diff:.3g} (tolerance {done.tolerance:.3g})"

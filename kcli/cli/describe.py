@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from kcli.cli.app import app, print_json, reports_errors
-from kcli.cli.options import JsonFlag
+from kcli.cli.options import JsonFlag, PluginsOption
+
+
+def _load_plugins(names: list[str] | None) -> None:
+    """`--plugins`: import the modules (from the current folder first), as a recipe would."""
+    if names:
+        from pathlib import Path
+
+        from kcli.recipe.plugins import load_plugins
+
+        load_plugins(list(names), Path.cwd())
 
 
 @app.command()
@@ -15,9 +25,12 @@ from kcli.cli.options import JsonFlag
 def layers(
     name: Annotated[str | None, typer.Argument(help="A layer type to describe.")] = None,
     as_json: JsonFlag = False,
+    plugins: PluginsOption = None,
 ) -> None:
     """The layer catalog, or one layer's arguments with their types and defaults."""
     from kcli.recipe.catalog import describe_layer, list_layers, render_layer, render_layers
+
+    _load_plugins(plugins)
 
     if name is None:
         catalog = list_layers()
@@ -38,10 +51,13 @@ def catalog(
     ] = None,
     name: Annotated[str | None, typer.Argument(help="One entry to describe.")] = None,
     as_json: JsonFlag = False,
+    plugins: PluginsOption = None,
 ) -> None:
     """Every name a recipe can use (layers, optimizers, losses ...), or one with its arguments."""
     from kcli.errors import KcliError
     from kcli.recipe import catalog as catalogs
+
+    _load_plugins(plugins)
 
     if kind is None:
         if as_json:
@@ -65,8 +81,11 @@ def catalog(
 
 
 @app.command()
-def schema() -> None:
+@reports_errors
+def schema(plugins: PluginsOption = None) -> None:
     """The JSON Schema of recipes, for editors' YAML language servers."""
     from kcli.recipe.json_schema import recipe_json_schema
+
+    _load_plugins(plugins)
 
     print_json(recipe_json_schema())

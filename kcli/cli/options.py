@@ -45,3 +45,10 @@ NodeRankOption = Annotated[int, typer.Option("--node-rank", min=0, help="This ma
 RendezvousOption = Annotated[
     str | None, typer.Option("--rdzv-endpoint", help="HOST:PORT of the rendezvous (nnodes>1).")
 ]
+PluginsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plugins",
+        help="A plugin module to load first (MODULE.py in this folder, or installed); repeatable.",
+    ),
+]

@@ -118,6 +118,8 @@ def _summary_line(cls: type | None, name: str) -> str:
 def _family(cls: type | None) -> str:
     if cls is None:
         return "sklearn"
+    if not cls.__module__.startswith("kcli."):
+        return f"plugin {cls.__module__}"  # a recipe's own module (kcli.recipe.plugins)
     return cls.__module__.rsplit(".", 1)[-1].replace("_", " ")
 
 

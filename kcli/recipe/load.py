@@ -11,7 +11,7 @@ All problems of a recipe are reported together as one KcliError, each as
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ class LoadedRecipe:
     path: Path
     source: SourceMap
     overrides: list[str]
+    plugins: list = field(default_factory=list)  # kcli.recipe.plugins.Plugin, imported
 
     @property
     def name(self) -> str:
@@ -95,7 +96,22 @@ def load_recipe(
     except KcliError as error:
         located = [p if p.file else p.located(str(path), None, None) for p in error.problems]
         raise KcliError(located) from None
-    return LoadedRecipe(validate_all(Recipe, data, source), path, source, overrides)
+    plugins = _import_plugins(data, path.parent, source)
+    return LoadedRecipe(validate_all(Recipe, data, source), path, source, overrides, plugins)
+
+
+def _import_plugins(data: dict, base_dir: Path, source: SourceMap) -> list:
+    """The recipe's plugin modules, imported before validation (they add catalog entries)."""
+    from kcli.recipe.plugins import load_plugins
+
+    if not data.get("plugins"):
+        return load_plugins([], base_dir)  # forgets another recipe's plugins, if any
+
+    try:
+        return load_plugins(data["plugins"], base_dir)
+    except KcliError as error:
+        located = [p if p.file else source.locate(p) for p in error.problems]
+        raise KcliError(located, details=error.details) from None
 
 
 def _read_mapping(path: Path) -> tuple[dict, SourceMap]:

@@ -56,6 +56,12 @@ class Recipe(Spec):
     )
     description: str | None = None
     seed: int = Field(0, ge=0, description="Seeds Python, NumPy, torch and every shuffle.")
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Python modules with the recipe's own layers, losses, metrics and callbacks "
+        "(my_layers -> my_layers.py beside the recipe), imported before the rest is validated: "
+        "they run the user's code.",
+    )
     data: DataSpec
     model: ModelSpec
     compile: CompileSpec

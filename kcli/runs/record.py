@@ -52,6 +52,8 @@ class RunRecord(BaseModel):
     final_metrics: dict[str, float] = Field(default_factory=dict)
     resumed_from: list[Resume] = Field(default_factory=list)
     distributed: dict[str, Any] | None = None  # world size, backend, replicas' weight digests
+    # The recipe's plugin modules: name, the file trained with, its sha256 (copied to plugins/).
+    plugins: list[dict[str, Any]] = Field(default_factory=list)
     pid: int | None = None  # the process writing the run while it is running (rank 0)
     host: str | None = None  # the machine that process runs on
 

@@ -176,6 +176,10 @@ def _run(
             runs.write_text_atomic(run_dir / "recipe.yaml", loaded.resolved_yaml())
             metrics_log.truncate_to(trainer.epochs_done)
             runs.note_resumed(run_dir, trainer.epochs_done, options.argv)
+            from kcli.recipe.plugins import changed_plugin_notes
+
+            for note in changed_plugin_notes(runs.read_run_record(run_dir).plugins, run_dir):
+                trainer.log(f"note: {note}")
     if main:
         runs.set_status(run_dir, "running")
         if context is not None:
@@ -354,6 +358,7 @@ def _write_run_files(run_dir: Path, loaded: LoadedRecipe, prepared, options: Tra
         torch_version=torch.__version__,
         kcli_version=__version__,
     )
+    record.plugins = _copy_plugins(run_dir, loaded)
     runs.write_run_record(run_dir, record)
     title = loaded.recipe.model.name or loaded.name
     summary = summarize_model(prepared.plan, prepared.model, title)
@@ -364,6 +369,19 @@ def _write_run_files(run_dir: Path, loaded: LoadedRecipe, prepared, options: Tra
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     runs.write_text_atomic(run_dir / "preprocess.json", json.dumps(document, indent=2))
+
+
+def _copy_plugins(run_dir: Path, loaded: LoadedRecipe) -> list[dict[str, Any]]:
+    """Copy the recipe's plugin files into the run (eval, predict and --resume import these,
+    so the run keeps the code it was trained with); their records for run.json."""
+    from kcli.files import write_bytes_atomic
+    from kcli.recipe.plugins import RUN_PLUGIN_FOLDER
+
+    for plugin in loaded.plugins:
+        if plugin.path is not None and plugin.path.suffix == ".py":
+            relative = Path(*plugin.name.split(".")).with_suffix(".py")
+            write_bytes_atomic(run_dir / RUN_PLUGIN_FOLDER / relative, plugin.path.read_bytes())
+    return [plugin.record() for plugin in loaded.plugins]
 
 
 def _write_plots(run_dir: Path, trainer) -> None:

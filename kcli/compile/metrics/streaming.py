@@ -92,6 +92,9 @@ def _aligned(y_pred: Tensor, y_true: Tensor) -> Tensor:
     return y_true
 
 
+align_targets = _aligned  # the public name plugin metrics use (kcli.plugin)
+
+
 def _labels(y_pred: Tensor, y_true: Tensor) -> Tensor:
     """Integer class labels at y_pred's rank minus one (from (N,) or (N, 1) targets)."""
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:

@@ -28,6 +28,7 @@ def _no_plugin_outlives_its_test():
 
     load_plugins([], ROOT)
 
+
 RECIPE = """\
 name: {name}
 seed: 4

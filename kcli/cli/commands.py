@@ -260,7 +260,8 @@ def predict(
 def export(
     run: RunArgument,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="onnx | torchscript | safetensors")
+        str,
+        typer.Option("--format", "-f", help="onnx | torch-export | torchscript | safetensors"),
     ] = "onnx",
     output: Annotated[
         Path | None,

@@ -9,7 +9,10 @@ again by `kcli plot RUN`. Entry point: `write_plots(run_dir)`.
     val_accuracy) ..., with the best validation epoch marked and its value written beside it;
   - `lr.png`: the learning rate per epoch, on a log scale when it spans more than a decade;
   - `weights.png`: a histogram per weight tensor, after the first epoch (`checkpoints/first.pt`)
-    overlaid with after the last (`checkpoints/last.pt`).
+    overlaid with the weights the run ended with: `checkpoints/last.pt`'s, or those
+    EarlyStopping(restore_best_weights) put back, labelled with their epoch ("after epoch 3
+    (restored best)"). Each panel is titled with the weight's Keras name and Keras-order shape
+    (`dense/kernel (6, 16)`), from the model the run's recipe.yaml builds.
 
 matplotlib is optional (the `plots` extra) and imported inside the functions that draw.
 Figures are made with `matplotlib.figure.Figure` on an Agg canvas, never through pyplot: no GUI
@@ -20,7 +23,10 @@ Choices the issue left open:
     accuracy, precision, recall, f1, auc or r2), where it is the highest;
   - the weight grid keeps the 16 largest tensors, in model order; the others are named in a note
     under the title;
-  - checkpoint labels show the checkpoint's own `epoch` value, verbatim.
+  - checkpoint labels show the checkpoint's own `epoch` value, verbatim (a restored one: the epoch
+    it was restored from);
+  - a weight whose Keras shape cannot be worked out (no recipe.yaml to rebuild the model from)
+    shows its stored shape, marked "as stored".
 """
 
 # Each module holds one job: data (reading, the pure decisions), figure (Figure, PNG writing),
@@ -31,11 +37,14 @@ from kcli.plots.data import (
     MAX_WEIGHT_PANELS,
     NOT_CURVES,
     MetricTable,
+    Weights,
     best_index,
+    final_weights,
     higher_is_better,
     load_weights,
     metric_families,
     read_metrics,
+    run_layouts,
     select_tensors,
     wants_log_scale,
 )
@@ -47,6 +56,8 @@ from kcli.plots.weights import (
     MIN_BINS,
     histogram_bins,
     plot_weights,
+    weight_title,
+    weights_label,
 )
 from kcli.plots.write import write_plots
 
@@ -63,7 +74,9 @@ __all__ = [
     "TRAIN_COLOR",
     "VAL_COLOR",
     "MetricTable",
+    "Weights",
     "best_index",
+    "final_weights",
     "higher_is_better",
     "histogram_bins",
     "load_weights",
@@ -72,7 +85,10 @@ __all__ = [
     "plot_lr",
     "plot_weights",
     "read_metrics",
+    "run_layouts",
     "select_tensors",
     "wants_log_scale",
+    "weight_title",
+    "weights_label",
     "write_plots",
 ]

@@ -1,4 +1,8 @@
-"""The weight histograms: one panel per tensor, after the first epoch against after the last."""
+"""The weight histograms: one panel per tensor, after the first epoch against the final weights.
+
+Each panel is titled as Keras names and shapes the weight: `dense/kernel (6, 16)`, the shape in
+Keras' layout (kcli.model.nn.keras_layout) where kcli stores it in torch's.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kcli.errors import KcliError
-from kcli.plots.data import load_weights, select_tensors
+from kcli.plots.data import Shape, Weights, select_tensors
 from kcli.plots.figure import CURVE_SIZE, _figure_class, _save
 
 if TYPE_CHECKING:
@@ -19,21 +23,23 @@ FIRST_COLOR = "tab:gray"
 LAST_COLOR = "tab:red"
 
 
-def plot_weights(first: Path | None, last: Path | None, path: Path) -> Path:
-    """A grid of weight histograms, after the first epoch overlaid with after the last.
+def plot_weights(
+    first: Weights | None,
+    final: Weights,
+    path: Path,
+    layouts: dict[str, tuple[Shape, Shape]] | None = None,
+) -> Path:
+    """A grid of weight histograms, after the first epoch overlaid with the final weights.
 
-    Either checkpoint may be None (not both): the one there is drawn alone.
+    `first` may be None: the final weights are then drawn alone. `layouts` (see
+    `kcli.plots.data.run_layouts`) gives each tensor's shape in Keras' layout for the titles.
     """
-    if last is None:
-        first, last = None, first
-    assert last is not None, "plot_weights needs at least one checkpoint"
-    last_tensors, last_epoch = load_weights(last)
-    first_tensors, first_epoch = load_weights(first) if first is not None else ({}, None)
-    if first_epoch is not None and first_epoch == last_epoch:
-        first_tensors = {}  # a one-epoch run: both files hold the same weights
-    shown, left_out = select_tensors({n: tuple(t.shape) for n, t in last_tensors.items()})
+    first_tensors = first.tensors if first is not None else {}
+    if first is not None and first.epoch is not None and first.epoch == final.epoch:
+        first_tensors = {}  # a one-epoch run (or epoch 1 restored): the same weights twice
+    shown, left_out = select_tensors({n: tuple(t.shape) for n, t in final.tensors.items()})
     if not shown:
-        raise KcliError(f"checkpoint {last} has no weight tensor with more than one element")
+        raise KcliError(f"checkpoint {final.path} has no weight tensor with more than one element")
 
     ncols = min(4, len(shown))
     nrows = math.ceil(len(shown) / ncols)
@@ -43,9 +49,11 @@ def plot_weights(first: Path | None, last: Path | None, path: Path) -> Path:
     height = 2.6 * nrows + header
     fig = _figure_class()(figsize=(width, height))
     axes = fig.subplots(nrows, ncols, squeeze=False).flatten()
-    labels = (_label("first", first_epoch), _label("last", last_epoch))
+    labels = (weights_label(first, "first"), weights_label(final, "last"))
     for ax, name in zip(axes, shown, strict=False):
-        _weight_panel(ax, name, first_tensors.get(name), last_tensors[name], labels)
+        tensor = final.tensors[name]
+        _weight_panel(ax, first_tensors.get(name), tensor, labels)
+        ax.set_title(weight_title(name, tuple(tensor.shape), layouts or {}), fontsize=9)
     for ax in axes[len(shown) :]:
         ax.set_visible(False)
     for ax in axes[::ncols]:
@@ -80,7 +88,7 @@ def histogram_bins(size: int) -> int:
     return min(MAX_BINS, max(MIN_BINS, round(2 * math.sqrt(size))))
 
 
-def _weight_panel(ax: Axes, name: str, before: Any, after: Any, labels: tuple[str, str]) -> None:
+def _weight_panel(ax: Axes, before: Any, after: Any, labels: tuple[str, str]) -> None:
     """One tensor's histogram: before (gray, filled, may be None) under after (red outline)."""
     import numpy as np
     from matplotlib.ticker import MaxNLocator
@@ -103,14 +111,32 @@ def _weight_panel(ax: Axes, name: str, before: Any, after: Any, labels: tuple[st
         values[-1], bins=bins, histtype="step", linewidth=1.6, color=LAST_COLOR, label=labels[1]
     )
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts
-    shape = "x".join(str(d) for d in after.shape)
-    ax.set_title(f"{name}  ({shape})", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.set_xlabel("weight value", fontsize=8)
 
 
-def _label(which: str, epoch: int | None) -> str:
-    return f"after epoch {epoch}" if epoch is not None else f"after the {which} epoch"
+def weight_title(name: str, shape: Shape, layouts: dict[str, tuple[Shape, Shape]]) -> str:
+    """`dense/kernel (6, 16)`: the weight as Keras names it (the layer, a slash, the weight) and
+    the shape Keras prints for it, in Keras' layout.
+
+    `shape` is the tensor's in the checkpoint. A tensor `layouts` does not know, or knows with
+    another stored shape (a recipe.yaml that does not build this checkpoint's model), keeps it
+    and says so: a torch-layout shape must not pass for Keras'.
+    """
+    keras_name = name.replace(".", "/")
+    stored, keras_shape = layouts.get(name, (None, None))
+    if stored == tuple(shape):
+        return f"{keras_name} {keras_shape}"
+    return f"{keras_name} {tuple(shape)} as stored"
+
+
+def weights_label(weights: Weights | None, which: str) -> str:
+    """`after epoch 3`, and how the final weights came back: `after epoch 3 (restored best)`."""
+    epoch = weights.epoch if weights is not None else None
+    restored = weights.restored if weights is not None else None
+    if epoch is None:
+        return f"{restored} at the end" if restored else f"after the {which} epoch"
+    return f"after epoch {epoch} ({restored})" if restored else f"after epoch {epoch}"
 
 
 def _left_out_note(left_out: list[str], chars: int) -> str:

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from kcli.plots.curves import plot_family, plot_lr
-from kcli.plots.data import metric_families, read_metrics
+from kcli.plots.data import final_weights, load_weights, metric_families, read_metrics, run_layouts
 from kcli.plots.figure import _figure_class
 from kcli.plots.weights import plot_weights
 
@@ -24,9 +24,11 @@ def write_plots(run_dir: Path) -> list[Path]:
     """Write the run's PNGs under `run_dir/plots/` and return their paths.
 
     One figure per metric family, `lr.png` when the learning rate was logged, and `weights.png`
-    when the run has a checkpoint. Raises KcliError when there are no metrics, a checkpoint cannot
-    be read, or matplotlib is not installed. The figures are drawn in a scratch folder and moved
-    into plots/ only once all of them are done: a failure leaves plots/ as it was.
+    when the run has a checkpoint: after the first epoch against the weights the run ended with
+    (those a callback restored at the end, when one did; see `final_weights`). Raises KcliError
+    when there are no metrics, a checkpoint cannot be read, or matplotlib is not installed. The
+    figures are drawn in a scratch folder and moved into plots/ only once all of them are done: a
+    failure leaves plots/ as it was.
     """
     run_dir = Path(run_dir)
     table = read_metrics(run_dir)
@@ -57,5 +59,8 @@ def _draw_all(run_dir: Path, table: dict, out: Path) -> list[Path]:
         p if p.is_file() else None for p in (checkpoints / "first.pt", checkpoints / "last.pt")
     )
     if first or last:
-        written.append(plot_weights(first, last, out / "weights.png"))
+        # first.pt alone (last.pt lost) is still drawn, as the only weights there are
+        final = final_weights(run_dir) if last else load_weights(first)
+        before = load_weights(first) if first and last else None
+        written.append(plot_weights(before, final, out / "weights.png", run_layouts(run_dir)))
     return written

@@ -29,13 +29,16 @@ import functools
 import zlib
 from collections.abc import Callable
 
-import keras
 import pytest
 import torch
 
-from kcli.model.activations import activation_registry
-from kcli.model.layers import layer_registry
-from tests.parity.layer_cases import (
+keras = pytest.importorskip("keras")  # the conftest chose the torch backend before this import
+if keras.backend.backend() != "torch":  # pragma: no cover - someone exported another backend
+    pytest.skip("the parity tests need Keras' torch backend", allow_module_level=True)
+
+from kcli.model.activations import activation_registry  # noqa: E402
+from kcli.model.layers import layer_registry  # noqa: E402
+from tests.parity.layer_cases import (  # noqa: E402
     ACTIVATION_CASES,
     ACTIVATION_EXEMPT,
     AVERAGE_SAME_BUG,

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
 
 import pytest
 
+import kcli.plots.weights as weights_figure
 from kcli.errors import KcliError
 from kcli.plots import (
+    Weights,
     best_index,
+    final_weights,
     higher_is_better,
     histogram_bins,
     metric_families,
     read_metrics,
     select_tensors,
     wants_log_scale,
+    weight_title,
+    weights_label,
     write_plots,
 )
+from tests.train.conftest import run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # curves are 6.4 x 4.0 inches at 110 dpi: 6.4 * 110 = 704 wide, 4.0 * 110 = 440 high
@@ -211,3 +218,180 @@ def test_missing_matplotlib_says_how_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(KcliError, match=hint):
         write_plots(run)
     assert not (run / "plots").exists()
+
+
+# -- weight titles: Keras' names and shapes; labels: which weights ---------------------------------
+def keras_shapes(layers: list[dict], input_shape: list[int]) -> dict[str, tuple]:
+    """State-dict key -> the shape Keras gives the weight, for a Sequential model of `layers`."""
+    from kcli.model.graph import plan_graph
+    from kcli.model.nn.keras_layout import planned_layouts
+    from kcli.model.spec import ModelSpec
+
+    plan = plan_graph(ModelSpec.model_validate({"input_shape": input_shape, "layers": layers}))
+    return {key: keras for key, (_, keras) in planned_layouts(plan).items()}
+
+
+def test_kernels_get_the_shape_keras_gives_them():
+    # Every channel and window size differs, so a transposed or misordered axis shows.
+    shapes = keras_shapes(
+        [
+            {"type": "Conv2D", "filters": 5, "kernel_size": [2, 3]},  # (4, 4, 2) -> (3, 2, 5)
+            {"type": "DepthwiseConv2D", "kernel_size": [1, 2], "depth_multiplier": 3},  # (3, 1, 15)
+            {"type": "Flatten"},  # 45
+            {"type": "Dense", "units": 7},
+        ],
+        [4, 4, 2],
+    )
+    assert shapes == {
+        "conv2d.kernel": (2, 3, 2, 5),  # (kh, kw, in, out); stored (5, 2, 2, 3)
+        "conv2d.bias": (5,),
+        "depthwise_conv2d.depthwise_kernel": (1, 2, 5, 3),  # (kh, kw, C, dm); stored (15, 1, 1, 2)
+        "depthwise_conv2d.bias": (15,),
+        "dense.kernel": (45, 7),  # (in, out); stored (7, 45)
+        "dense.bias": (7,),
+    }
+    shapes = keras_shapes(
+        [
+            {"type": "GRU", "units": 4, "return_sequences": True},  # (5, 3) -> (5, 4)
+            {"type": "Bidirectional", "layer": {"type": "LSTM", "units": 2}},
+        ],
+        [5, 3],
+    )
+    assert shapes == {
+        "gru.kernel": (3, 12),  # (in, 3 * units); stored (12, 3)
+        "gru.recurrent_kernel": (4, 12),
+        "gru.bias": (2, 12),  # reset_after: input and recurrent rows, as Keras keeps them
+        "bidirectional.forward_layer.kernel": (4, 8),
+        "bidirectional.forward_layer.recurrent_kernel": (2, 8),
+        "bidirectional.forward_layer.bias": (8,),
+        "bidirectional.backward_layer.kernel": (4, 8),
+        "bidirectional.backward_layer.recurrent_kernel": (2, 8),
+        "bidirectional.backward_layer.bias": (8,),
+    }
+
+
+def test_weight_titles_use_keras_names_and_say_when_a_shape_is_as_stored():
+    layouts = {"dense.kernel": ((16, 6), (6, 16)), "dense.bias": ((16,), (16,))}
+    assert weight_title("dense.kernel", (16, 6), layouts) == "dense/kernel (6, 16)"
+    assert weight_title("dense.bias", (16,), layouts) == "dense/bias (16,)"  # Keras' 1-D form
+    # no layout known, or one of another model: the stored shape, never passed off as Keras'
+    assert weight_title("dense_1.kernel", (3, 16), layouts) == "dense_1/kernel (3, 16) as stored"
+    assert weight_title("dense.kernel", (8, 6), layouts) == "dense/kernel (8, 6) as stored"
+
+
+def test_weights_labels_name_the_epoch_and_a_restore():
+    assert weights_label(Weights({}, 4, Path("last.pt")), "last") == "after epoch 4"
+    restored = Weights({}, 2, Path("last.pt"), "restored best")
+    assert weights_label(restored, "last") == "after epoch 2 (restored best)"
+    assert weights_label(Weights({}, None, Path("final.pt"), "restored"), "last") == (
+        "restored at the end"
+    )
+    assert weights_label(Weights({}, None, Path("x.pt")), "first") == "after the first epoch"
+
+
+@pytest.fixture
+def drawn_weights(monkeypatch):
+    """The text of every weights figure drawn from now on: panel titles, suptitle, legend."""
+    drawn: list[dict] = []
+    save = weights_figure._save
+
+    def record(fig, path):
+        drawn.append(
+            {
+                "titles": [ax.get_title() for ax in fig.axes if ax.get_visible()],
+                "suptitle": fig._suptitle.get_text(),
+                "legend": [text.get_text() for text in fig.legends[0].get_texts()],
+            }
+        )
+        return save(fig, path)
+
+    monkeypatch.setattr(weights_figure, "_save", record)
+    return drawn
+
+
+# EarlyStopping watches the training loss for its *highest* value from epoch 2 on: the loss
+# falls, so the "best" epoch it restores is 2, neither the first epoch nor the last (4).
+CONV_RESTORE_RECIPE = """\
+name: conv_restore
+seed: 7
+data:
+  source: synthetic:classification
+  params: {n_samples: 160, n_features: 32, n_classes: 3}
+  validation_split: 0.25
+  test_split: 0.25
+model:
+  input_shape: [32]
+  layers:
+    - {type: Reshape, target_shape: [4, 4, 2]}
+    - {type: Conv2D, filters: 5, kernel_size: [2, 3], activation: relu}
+    - {type: Flatten}
+    - {type: Dense, units: 3, activation: softmax}
+compile:
+  optimizer: {type: Adam, learning_rate: 0.01}
+  loss: sparse_categorical_crossentropy
+fit:
+  epochs: 4
+  batch_size: 16
+  callbacks:
+    - {type: EarlyStopping, monitor: loss, mode: max, start_from_epoch: 1, patience: 10,
+       restore_best_weights: true}
+"""
+
+
+def test_a_run_that_restored_its_best_weights_plots_them_with_keras_shapes(tmp_path, drawn_weights):
+    import torch
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(CONV_RESTORE_RECIPE)
+    result = run_cli("train", str(recipe), "--runs-dir", str(tmp_path / "runs"), "-q")
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "runs" / "conv_restore").iterdir()
+    losses = [float(row.split(",")[1]) for row in (run / "metrics.csv").read_text().split()[1:]]
+    assert len(losses) == 4 and losses[1] == max(losses[1:])  # epoch 2 is the one restored
+
+    (during_training,) = drawn_weights
+    assert during_training["titles"] == [
+        "conv2d/kernel (2, 3, 2, 5)",  # (kh, kw, in, out): stored as (5, 2, 2, 3)
+        "conv2d/bias (5,)",
+        "dense/kernel (30, 3)",  # (in, out): stored as (3, 30)
+        "dense/bias (3,)",
+    ]
+    assert during_training["legend"] == ["after epoch 1", "after epoch 2 (restored best)"]
+    assert during_training["suptitle"] == (
+        "weight distributions: after epoch 1 vs after epoch 2 (restored best)"
+    )
+    # What is drawn is what the run ended with: the weights its test split was scored with.
+    recorded = json.loads((run / "eval.json").read_text())["checkpoint"]
+    ended_with = torch.load(run / "checkpoints" / f"{recorded}.pt", weights_only=True)["model"]
+    drawn = final_weights(run)
+    assert drawn.tensors.keys() == ended_with.keys()
+    assert all(torch.equal(drawn.tensors[k], ended_with[k]) for k in ended_with)
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert not torch.equal(drawn.tensors["dense.kernel"], last["dense.kernel"])
+
+    write_plots(run)  # `kcli plot` of the completed run draws the same
+    assert drawn_weights[-1] == during_training
+
+    # A run cut off before training ended never restored anything: last.pt's weights stayed.
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "status": "interrupted"}))
+    write_plots(run)
+    assert drawn_weights[-1]["legend"] == ["after epoch 1", "after epoch 4"]
+
+
+def test_weights_a_callback_put_back_are_found_through_eval_json(tmp_path, drawn_weights):
+    # No EarlyStopping state says so, but eval.json records that the weights the run ended with
+    # are best.pt's, of epoch 2 (a plugin callback restored them, say): they are the ones drawn.
+    import torch
+
+    run = make_run(tmp_path)
+    torch.save({"model": weights(3.0), "epoch": 2}, run / "checkpoints" / "best.pt")
+    (run / "eval.json").write_text(json.dumps({"split": "test", "checkpoint": "best"}))
+    write_plots(run)
+    assert drawn_weights[-1]["legend"] == ["after epoch 1", "after epoch 2 (restored best)"]
+    # no recipe.yaml to rebuild the model from: the stored shape, said to be that
+    assert drawn_weights[-1]["titles"][0] == "dense/kernel (3, 4) as stored"
+    # best.pt of the last epoch is last.pt's weights: nothing was put back
+    torch.save({"model": weights(2.0), "epoch": 4}, run / "checkpoints" / "best.pt")
+    write_plots(run)
+    assert drawn_weights[-1]["legend"] == ["after epoch 1", "after epoch 4"]

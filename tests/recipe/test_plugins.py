@@ -103,10 +103,15 @@ def test_a_run_keeps_its_plugin_and_reports_a_changed_one(tmp_path):
     assert "plugin 'plug_run'" in result.stderr and "changed since this run was trained" in (
         result.stderr
     )
-    # Without the original file at all, the run folder alone is enough.
+    # Without the original file at all, the run folder alone is enough, exports included
+    # (each checked against the run's model before it is written).
     source.unlink()
     result = run_cli("eval", str(run_dir), "--json")
     assert result.exit_code == 0, result.output
+    for fmt, suffix in (("onnx", "onnx"), ("torch-export", "pt2")):
+        result = run_cli("export", str(run_dir), "--format", fmt, "--json")
+        assert result.exit_code == 0, result.output
+        assert (run_dir / "export" / f"plug.{suffix}").is_file()  # named after the recipe
     result = run_cli("train", "--resume", str(run_dir), "fit.epochs=3", "--json", "-q")
     assert result.exit_code == 0, result.output
     assert json.loads((run_dir / "run.json").read_text())["epochs_done"] == 3

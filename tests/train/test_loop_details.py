@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from kcli.fit.progress import Progress, bar, format_logs, format_value, per_step_text
+from kcli.fit.progress import (
+    Progress,
+    bar,
+    eta_text,
+    fitted_logs,
+    format_logs,
+    format_value,
+    per_step_text,
+)
 from tests.train.conftest import TINY_RECIPE
 
 FROZEN_RECIPE = TINY_RECIPE.replace(
@@ -208,6 +216,47 @@ def test_live_bar_reads_the_running_logs_only_when_it_redraws():
         progress.step(step, lambda: calls.append(1) or {"loss": 1.0})
     assert len(calls) == 0  # no host sync per batch
     progress.end_epoch(0, 500, {"loss": 1.0})
+
+
+def test_live_bar_shows_the_epochs_eta_then_its_time(monkeypatch):
+    # 10 of 40 steps in 2 s: 0.2 s a step, 30 steps left: ETA 6s. At the end: the time taken.
+    clock = iter([100.0, 102.0, 108.0])
+    monkeypatch.setattr("kcli.fit.progress.time.perf_counter", lambda: next(clock))
+    stream = _Terminal()
+    progress = Progress(epochs=1, stream=stream, refresh_hz=1e9)
+    progress.start_epoch(0, 40)
+    progress.step(10, lambda: {"loss": 1.0})
+    progress.end_epoch(0, 40, {"loss": 0.5})
+    drawn = [line for line in stream.getvalue().split("\r") if line.startswith(("10/", "40/"))]
+    assert drawn[0].startswith("10/40 ") and " ETA 6s 200ms/step - loss: 1.0000" in drawn[0]
+    assert drawn[1].startswith("40/40 ") and " 8s 200ms/step - loss: 0.5000" in drawn[1]
+    assert eta_text(7.9) == "7s" and eta_text(125) == "2:05" and eta_text(3725) == "1:02:05"
+
+
+def test_live_bar_fits_an_80_column_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    stream = _Terminal()
+    progress = Progress(epochs=1, stream=stream)
+    logs = {
+        "loss": 0.25,
+        "accuracy": 0.9,
+        "precision": 0.8,
+        "recall": 0.7,
+        "auc": 0.95,
+        "val_loss": 0.3,
+        "val_accuracy": 0.85,
+    }
+    progress.start_epoch(0, 47)
+    progress.end_epoch(0, 47, logs)
+    (line,) = [part for part in stream.getvalue().split("\r") if part.startswith("47/47")]
+    line = line.replace("\x1b[K", "").rstrip("\n")
+    # One line shorter than the terminal; loss and val_loss kept, the rest as room allows.
+    assert len(line) <= 79
+    assert "loss: 0.2500" in line and "val_loss: 0.3000" in line and line.endswith(" …")
+    # A wide terminal shows every metric.
+    monkeypatch.setenv("COLUMNS", "250")
+    assert fitted_logs(logs, 250).count(" - ") == len(logs)
+    assert fitted_logs(logs, 30) == " - loss: 0.2500 …"
 
 
 def test_quiet_prints_nothing():

@@ -1,4 +1,5 @@
-"""`kcli export`: ONNX / TorchScript take raw features and match the run's model; safetensors."""
+"""`kcli export`: ONNX / torch.export / TorchScript take raw features and match the run's model;
+safetensors holds the weights. A torch.export program that disagrees or fails is not written."""
 
 from __future__ import annotations
 
@@ -82,6 +83,44 @@ def test_torchscript_matches_the_pytorch_model_on_raw_features(kind, tmp_path):
     np.testing.assert_allclose(out, expected_outputs(run_model, raw), rtol=0, atol=1e-5)
 
 
+def torch_export_outputs(path, inputs):
+    """The saved program, as a user loads it, on raw inputs (one array per model input)."""
+    module = torch.export.load(str(path)).module()
+    with torch.no_grad():
+        return module(*(torch.from_numpy(a) for a in inputs)).numpy()
+
+
+@pytest.mark.parametrize("kind", FAMILIES)
+def test_torch_export_matches_the_pytorch_model_at_batch_1_and_5(kind, tmp_path):
+    run_dir = trained(kind)
+    document = export(run_dir, "torch-export", tmp_path / "model.pt2")
+    assert document["format"] == "torch-export" and document["path"] == str(tmp_path / "model.pt2")
+    assert document["max_abs_diff"] <= document["tolerance"] == 1e-5
+    run_model, raw = raw_sample(run_dir)
+    inputs = artifact_inputs(run_model, raw)  # the graph family: two named inputs, in order
+    assert list(document["inputs"]) == list(run_model.plan.inputs)
+    expected = expected_outputs(run_model, raw)
+    five = torch_export_outputs(tmp_path / "model.pt2", inputs)
+    one = torch_export_outputs(tmp_path / "model.pt2", [a[:1] for a in inputs])
+    assert five.shape[0] == 5 and one.shape[0] == 1
+    np.testing.assert_allclose(five, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(one, expected[:1], rtol=0, atol=1e-5)
+    extra = {"kcli.json": ""}  # the run's recipe and preprocessing travel in the file
+    torch.export.load(str(tmp_path / "model.pt2"), extra_files=extra)
+    metadata = json.loads(extra["kcli.json"])
+    assert json.loads(metadata["kcli.preprocess"]) == run_model.preprocessing.to_json()
+
+
+def test_torch_export_default_path_and_lines():
+    result = cli("export", trained("graph"), "-f", "torch-export", "--runs-dir", runs_dir())
+    assert result.exit_code == 0, result.output
+    assert (trained("graph") / "export" / "graph.pt2").is_file()
+    assert "max |difference|" in result.stdout and "tolerance 1e-05" in result.stdout
+    assert "preprocessing folded in: standardize (left), scale" in result.stdout
+    assert "inputs: left [4], right [3] (batch axis dynamic); outputs: probs" in result.stdout
+    assert f"wrote {trained('graph') / 'export' / 'graph.pt2'}" in result.stdout
+
+
 def test_folded_steps_are_reported():
     document = export(trained("cnn"), "onnx", trained("cnn") / "cnn.onnx")
     assert document["folded"] == ["scale", "reshape", "minmax", "reshape"]
@@ -122,6 +161,8 @@ def bad(*args):
 def test_unknown_format():
     message = bad(trained("mlp"), "--format", "onxx")
     assert "unknown export format 'onxx'" in message and "did you mean 'onnx'" in message
+    assert "one of onnx, torch-export, torchscript, safetensors" in message
+    assert "did you mean 'torch-export'" in bad(trained("mlp"), "--format", "torch_export")
 
 
 def test_output_folder_missing(tmp_path):
@@ -139,7 +180,11 @@ def test_missing_extra_gives_the_install_hint(monkeypatch):
     )
 
 
-def test_a_layer_onnx_cannot_express_is_named(monkeypatch, tmp_path):
+@pytest.mark.parametrize(
+    ("fmt", "says"),
+    [("onnx", "ONNX cannot express"), ("torch-export", "torch.export cannot trace")],
+)
+def test_a_layer_the_exporter_cannot_take_is_named(fmt, says, monkeypatch, tmp_path):
     import kcli.use.run_model
 
     class DataDependent(torch.nn.Module):
@@ -160,6 +205,42 @@ def test_a_layer_onnx_cannot_express_is_named(monkeypatch, tmp_path):
         return run_model
 
     monkeypatch.setattr(kcli.use.run_model, "load_run_model", patched)
-    message = bad(trained("mlp"), "-f", "onnx", "-o", tmp_path / "m.onnx")
-    assert "ONNX cannot express layer dense (Dense)" in message
-    assert not (tmp_path / "m.onnx").exists()
+    message = bad(trained("mlp"), "-f", fmt, "-o", tmp_path / "model")
+    assert f"{says} layer dense (Dense)" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_torch_export_program_that_disagrees_is_not_written(monkeypatch, tmp_path):
+    from kcli.model.nn.deploy import DeployModel
+
+    forward = DeployModel.forward  # the exported program computes 1e-3 more than the run's model
+    monkeypatch.setattr(DeployModel, "forward", lambda self, *x: forward(self, *x) + 1e-3)
+    message = bad(trained("graph"), "-f", "torch-export", "-o", tmp_path / "m.pt2")
+    assert "the torch-export artifact does not match the run's model" in message
+    assert "> tolerance 1e-05; nothing written" in message
+    assert list(tmp_path.iterdir()) == []  # no file, no temp file left behind
+
+
+def test_a_torch_export_program_that_fails_at_batch_1_is_not_written(monkeypatch, tmp_path):
+    load = torch.export.load
+
+    class BatchOfTwoOrMore:
+        """A loaded program with the guard older torch put on a dynamic batch (size >= 2)."""
+
+        def __init__(self, program):
+            self.program = program
+
+        def module(self):
+            inner = self.program.module()
+
+            def run(*inputs):
+                if inputs[0].shape[0] < 2:
+                    raise RuntimeError("Expected input at *args[0].shape[0] to be >= 2, got 1")
+                return inner(*inputs)
+
+            return run
+
+    monkeypatch.setattr(torch.export, "load", lambda *a, **k: BatchOfTwoOrMore(load(*a, **k)))
+    message = bad(trained("mlp"), "-f", "torch-export", "-o", tmp_path / "m.pt2")
+    assert "the torch-export program does not run on a batch of 1: RuntimeError" in message
+    assert list(tmp_path.iterdir()) == []

@@ -30,6 +30,7 @@ class Node:
     input_shapes: tuple[Shape, ...]
     shape: Shape  # output shape, batch excluded
     loc: Loc  # where the layer is in the recipe
+    shares: str | None = None  # a Shared call: the layer whose module and weights it uses
 
     @property
     def type(self) -> str:
@@ -142,6 +143,10 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
             problem(index, f"the name '{name}' is already used by layer {seen[name]}", "name")
         seen.setdefault(name, index)
 
+    shared = _resolve_shared(layers, names, problem)
+    # What each layer computes: its own spec, or for a Shared call the shared layer's (whose
+    # input count and shape rule apply); the wiring stays the call's own.
+    computes = [shared.get(index, (layer, None))[0] for index, layer in enumerate(layers)]
     known = set(inputs) | set(names)
     wiring: list[tuple[str, ...]] = []
     for index, layer in enumerate(layers):
@@ -167,12 +172,13 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
                 )
             if source == names[index]:
                 problem(index, f"layer '{source}' cannot feed itself", "inputs")
-        low, high = layer.n_inputs
+        low, high = computes[index].n_inputs
         if given and (len(given) < low or (high is not None and len(given) > high)):
             want = (
                 str(low) if low == high else f"at least {low}" if high is None else f"{low}-{high}"
             )
-            problem(index, f"{layer.type} takes {want} input(s), got {len(given)}", "inputs")  # type: ignore[attr-defined]
+            kind = computes[index].type  # type: ignore[attr-defined]
+            problem(index, f"{kind} takes {want} input(s), got {len(given)}", "inputs")
         wiring.append(tuple(given))
     if problems:
         raise KcliError(problems)
@@ -203,7 +209,7 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
     shapes: dict[str, Shape] = dict(inputs)
     nodes: list[Node] = []
     for index in order:
-        layer, name = layers[index], names[index]
+        layer, name = computes[index], names[index]
         if any(source not in shapes for source in wiring[index]):
             continue  # fed by a layer whose shape failed: that one is already reported
         in_shapes = tuple(shapes[source] for source in wiring[index])
@@ -214,10 +220,52 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
             problem(index, f"layer '{name}': {detail}")
             continue
         shapes[name] = shape
-        nodes.append(Node(name, layer, wiring[index], in_shapes, shape, ("model", "layers", index)))
+        loc = ("model", "layers", index)
+        shares = shared.get(index, (None, None))[1]
+        nodes.append(Node(name, layer, wiring[index], in_shapes, shape, loc, shares))
+    built_for = {node.name: node.input_shapes for node in nodes}
+    for node in nodes:
+        if node.shares and node.shares in built_for and node.input_shapes != built_for[node.shares]:
+            got = ", ".join(format_shape(s) for s in node.input_shapes)
+            want = ", ".join(format_shape(s) for s in built_for[node.shares])
+            problems.append(
+                Problem(
+                    f"layer '{node.name}' shares the weights of '{node.shares}', built for "
+                    f"input {want}, but gets {got}",
+                    (*node.loc, "inputs"),
+                )
+            )
     if problems:
         raise KcliError(problems)
     return GraphPlan(inputs, tuple(nodes), tuple(outputs), model.is_sequential)
+
+
+def _resolve_shared(layers: list[LayerSpec], names: list[str], problem) -> dict:
+    """index of a Shared call -> (the shared layer's spec, its name), following chains."""
+    from kcli.model.layers.shared import Shared
+
+    index_of = {name: index for index, name in enumerate(names)}
+    resolved = {}
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, Shared):
+            continue
+        seen, target = {index}, layer.shares
+        while target in index_of and isinstance(layers[index_of[target]], Shared):
+            if index_of[target] in seen:
+                break
+            seen.add(index_of[target])
+            target = layers[index_of[target]].shares
+        if target not in index_of:
+            problem(
+                index,
+                f"shares '{target}', which is not a layer{did_you_mean(target, names)}",
+                "shares",
+            )
+        elif isinstance(layers[index_of[target]], Shared):
+            problem(index, f"shares '{layer.shares}', which comes back to itself", "shares")
+        else:
+            resolved[index] = (layers[index_of[target]], target)
+    return resolved
 
 
 def _topological_order(

@@ -49,12 +49,15 @@ def summarize_model(plan: GraphPlan, model, title: str) -> ModelSummary:
             rows[name] = SummaryRow(name, "InputLayer", list(shape), 0, [])
     trainable = non_trainable = 0
     for node in plan.nodes:
-        layer_trainable, layer_frozen = count_weights(model.layer(node.name))
+        # A Shared call's weights are its shared layer's: counted once, there (as Keras does).
+        layer_trainable, layer_frozen = (
+            (0, 0) if node.shares else count_weights(model.layer(node.name))
+        )
         trainable += layer_trainable
         non_trainable += layer_frozen
         rows[node.name] = SummaryRow(
             node.name,
-            node.type,
+            f"{node.type}, shares {node.shares}" if node.shares else node.type,
             list(node.shape),
             layer_trainable + layer_frozen,
             list(node.inputs),

@@ -469,7 +469,11 @@ LAYER_CASES: list[LayerCase] = [
 # today; the training-mode randomness of the noise layers (Dropout, SpatialDropout*,
 # GaussianNoise) and of recurrent dropout cannot be matched draw for draw, so their cases run
 # in inference mode and the training structure is checked apart.
-LAYER_EXEMPT: dict[str, str] = {}
+LAYER_EXEMPT: dict[str, str] = {
+    # Not a layer of its own: it runs another layer's module (whose case is here) again;
+    # tests/model/test_shared.py checks both calls and the gradient they sum into.
+    "Shared": "a second call of another layer (Keras: one layer object called twice)",
+}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from kcli.model.layers import (  # noqa: F401, I001  (catalog order, not alphabe
     embedding,
     merge,
     activation_layers,
+    shared,
 )
 from kcli.model.layers.base import LayerSpec, Shape, layer_registry
 

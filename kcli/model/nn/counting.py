@@ -36,6 +36,9 @@ def planned_weight_counts(plan) -> dict[str, int]:
     counts = {}
     with torch.device("meta"):
         for node in plan.nodes:
+            if node.shares:  # a Shared call's weights are its shared layer's: count them once
+                counts[node.name] = 0
+                continue
             try:
                 module = node.spec.build([tuple(s) for s in node.input_shapes])
             except (TypeError, ValueError, RuntimeError, OverflowError) as error:

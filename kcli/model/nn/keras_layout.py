@@ -104,6 +104,8 @@ def planned_layouts(plan) -> dict[str, tuple[Shape, Shape]]:
     layouts = {}
     with torch.device("meta"):
         for node in plan.nodes:
+            if node.shares:  # no weights of its own (they are the shared layer's)
+                continue
             module = node.spec.build([tuple(s) for s in node.input_shapes])
             for key, shapes in keras_layouts(module).items():
                 layouts[f"{node.name}.{key}"] = shapes

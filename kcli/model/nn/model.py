@@ -28,37 +28,46 @@ class GraphModel(nn.Module):
         # Activation modules hold no weights, so they stay out of the state dict.
         self.activations: dict[str, nn.Module] = {}
         slot = {name: i for i, name in enumerate(self.input_names)}
-        # Each step: (layer name, input slots, has activation, activity regularizer or None).
-        self._steps: list[tuple[str, tuple[int, ...], bool, RegularizerSpec | None]] = []
+        # Each step: (layer name, the module it runs: its own, or a shared layer's, input
+        # slots, has activation, activity regularizer or None).
+        self._steps: list[tuple[str, str, tuple[int, ...], bool, RegularizerSpec | None]] = []
         self._weight_regularizers: list[tuple[str, str, RegularizerSpec]] = []
+        self._shared = {node.name: node.shares for node in plan.nodes if node.shares}
         for node in plan.nodes:
-            module = node.spec.build([tuple(s) for s in node.input_shapes])
-            if not node.spec.trainable:
-                module.requires_grad_(False)
-            self.add_module(node.name, module)
+            if node.shares is None:  # a Shared call adds no module: its weights are the layer's
+                module = node.spec.build([tuple(s) for s in node.input_shapes])
+                if not node.spec.trainable:
+                    module.requires_grad_(False)
+                self.add_module(node.name, module)
+                for weight, regularizer in node.spec.regularized_weights().items():
+                    self._weight_regularizers.append((node.name, weight, regularizer))
             activation = activation_of(node)
             if activation is not None:
                 self.activations[node.name] = activation.build()
             sources = tuple(slot[source] for source in node.inputs)
+            module_name = node.shares or node.name
+            regularizer = node.spec.activity_regularizer  # per call, as Keras adds it per call
             self._steps.append(
-                (node.name, sources, activation is not None, node.spec.activity_regularizer)
+                (node.name, module_name, sources, activation is not None, regularizer)
             )
             slot[node.name] = len(slot)
-            for weight, regularizer in node.spec.regularized_weights().items():
-                self._weight_regularizers.append((node.name, weight, regularizer))
         self._output_slots = [slot[name] for name in self.output_names]
-        self._has_activity = any(step[3] is not None for step in self._steps)
+        self._has_activity = any(step[4] is not None for step in self._steps)
         # Whether the output layer's activation can be left out of a training pass: not when
         # an activity regularizer reads the activated output.
         self.output_activation_optional = len(self.output_names) == 1 and all(
             regularizer is None
-            for name, _, _, regularizer in self._steps
+            for name, _, _, _, regularizer in self._steps
             if name == self.output_names[0]
         )
 
     def layer(self, name: str) -> nn.Module:
-        """The module of the layer called `name`."""
-        return self._modules[name]
+        """The module of the layer called `name` (a Shared call's: the shared layer's)."""
+        return self._modules[self._shared.get(name, name)]
+
+    def shares(self, name: str) -> str | None:
+        """The layer whose weights a Shared call `name` uses; None for a layer of its own."""
+        return self._shared.get(name)
 
     def _inputs(self, x: torch.Tensor | Mapping[str, torch.Tensor] | Sequence) -> list:
         if isinstance(x, torch.Tensor):
@@ -72,8 +81,8 @@ class GraphModel(nn.Module):
         pre_by_slot: dict[int, torch.Tensor] = {}
         activity = None
         skipped = None if activate_outputs else self.output_names[0]
-        for name, sources, activated, activity_regularizer in self._steps:
-            out = self._modules[name](*[values[i] for i in sources])
+        for name, module_name, sources, activated, activity_regularizer in self._steps:
+            out = self._modules[module_name](*[values[i] for i in sources])
             if activated and name != skipped:
                 if keep_pre:
                     pre_by_slot[len(values)] = out

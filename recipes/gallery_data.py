@@ -1,10 +1,11 @@
-"""Data functions for recipes/generator.yaml: a custom Python data generator beside its recipe.
+"""Data functions for recipes/generator.yaml and recipes/seq2seq.yaml, beside their recipes.
 
 A `python:gallery_data:NAME` source imports this module (the recipe's folder is put on the
 import path) and calls NAME with the recipe's `params:`, plus `seed` (the recipe's seed unless
 `params` gives one). `spiral_batches` is a generator in Keras' sense: an endless stream of
 freshly drawn (x, y) batches, so the model never sees the same point twice; `spirals` returns one
-fixed (x, y) pair, for the validation and test sources.
+fixed (x, y) pair, for the validation and test sources. `reversal_pairs` is the seq2seq
+task: two inputs (the encoder's sequence, the decoder's teacher-forced one) and per-step labels.
 """
 
 from __future__ import annotations
@@ -38,3 +39,21 @@ def spirals(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One fixed set of spiral points (x float32 (n, 2), y int64 class indices)."""
     return _draw(np.random.default_rng(seed), n_samples, arms, noise)
+
+
+def reversal_pairs(
+    n_samples: int = 800, length: int = 5, vocab: int = 6, seed: int = 0
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Reverse a sequence of tokens, as an encoder-decoder learns to (Keras' seq2seq example).
+
+    Tokens 1..vocab-1 (0 is the decoder's start token). x: `encoder_in`, the one-hot source
+    (n, length, vocab); `decoder_in`, the one-hot target shifted right behind the start token
+    (teacher forcing). y: the reversed source's tokens, (n, length) int64, one label per step.
+    """
+    rng = np.random.default_rng(seed)
+    source = rng.integers(1, vocab, size=(n_samples, length))
+    target = source[:, ::-1]
+    shifted = np.concatenate([np.zeros((n_samples, 1), np.int64), target[:, :-1]], axis=1)
+    one_hot = np.eye(vocab, dtype=np.float32)
+    x = {"encoder_in": one_hot[source], "decoder_in": one_hot[shifted]}
+    return x, np.ascontiguousarray(target)

@@ -31,6 +31,11 @@ class Node:
     shape: Shape  # output shape, batch excluded
     loc: Loc  # where the layer is in the recipe
     shares: str | None = None  # a Shared call: the layer whose module and weights it uses
+    shapes: tuple[Shape, ...] = ()  # every output's shape when it has several (return_state)
+
+    @property
+    def n_outputs(self) -> int:
+        return max(len(self.shapes), 1)
 
     @property
     def type(self) -> str:
@@ -162,6 +167,7 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
                 problem(index, f"must name its inputs: the model has inputs {', '.join(inputs)}")
                 given = []
         for source in given:
+            source = layer_of(source)  # `encoder:1` is output 1 of layer encoder
             if source not in known:
                 options = sorted(known - {names[index]})
                 problem(
@@ -183,7 +189,9 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
     if problems:
         raise KcliError(problems)
 
-    order = _topological_order(names, wiring, set(inputs))
+    # Order and reachability go by layer; `layer:k` references stay in the wiring.
+    layer_wiring = [tuple(layer_of(source) for source in sources) for sources in wiring]
+    order = _topological_order(names, layer_wiring, set(inputs))
     if isinstance(order, list) and order and isinstance(order[0], Problem):
         raise KcliError(order)
 
@@ -199,30 +207,47 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
     if problems:
         raise KcliError(problems)
 
-    needed = _ancestors(outputs, dict(zip(names, wiring, strict=True)))
+    needed = _ancestors(outputs, dict(zip(names, layer_wiring, strict=True)))
     for index, name in enumerate(names):
         if name not in needed:
             problem(index, f"layer '{name}' does not feed any model output ({', '.join(outputs)})")
     if problems:
         raise KcliError(problems)
 
-    shapes: dict[str, Shape] = dict(inputs)
+    shapes: dict[str, Shape] = dict(inputs)  # by reference: `layer` and `layer:k`
+    output_counts: dict[str, int] = {}
     nodes: list[Node] = []
     for index in order:
         layer, name = computes[index], names[index]
-        if any(source not in shapes for source in wiring[index]):
-            continue  # fed by a layer whose shape failed: that one is already reported
+        missing = [source for source in wiring[index] if source not in shapes]
+        for source in missing:
+            if layer_of(source) in shapes:  # the layer is planned: no such output of it
+                count = output_counts.get(layer_of(source), 1)
+                hint = " (set return_state: true for an RNN's states)" if count == 1 else ""
+                problem(
+                    index,
+                    f"'{source}' is not an output of '{layer_of(source)}': it has {count} "
+                    f"({', '.join(f'{layer_of(source)}:{k}' for k in range(count))}){hint}",
+                    "inputs",
+                )
+        if missing:
+            continue  # else fed by a layer whose shape failed: that one is already reported
         in_shapes = tuple(shapes[source] for source in wiring[index])
         try:
-            shape = tuple(layer.output_shape(list(in_shapes)))
+            all_shapes = [tuple(out) for out in layer.output_shapes(list(in_shapes))]
         except ShapeError as err:
             detail = "; ".join(p.message for p in err.problems)
             problem(index, f"layer '{name}': {detail}")
             continue
+        shape = all_shapes[0]
         shapes[name] = shape
+        output_counts[name] = len(all_shapes)
+        for k, out in enumerate(all_shapes):
+            shapes[f"{name}:{k}"] = out
         loc = ("model", "layers", index)
         shares = shared.get(index, (None, None))[1]
-        nodes.append(Node(name, layer, wiring[index], in_shapes, shape, loc, shares))
+        several = tuple(all_shapes) if len(all_shapes) > 1 else ()
+        nodes.append(Node(name, layer, wiring[index], in_shapes, shape, loc, shares, several))
     built_for = {node.name: node.input_shapes for node in nodes}
     for node in nodes:
         if node.shares and node.shares in built_for and node.input_shapes != built_for[node.shares]:
@@ -238,6 +263,12 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
     if problems:
         raise KcliError(problems)
     return GraphPlan(inputs, tuple(nodes), tuple(outputs), model.is_sequential)
+
+
+def layer_of(reference: str) -> str:
+    """The layer (or model input) a wiring reference names: `encoder:1` -> `encoder`."""
+    name, colon, index = reference.rpartition(":")
+    return name if colon and index.isdigit() else reference
 
 
 def _resolve_shared(layers: list[LayerSpec], names: list[str], problem) -> dict:

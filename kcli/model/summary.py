@@ -6,7 +6,7 @@ import io
 from dataclasses import asdict, dataclass
 
 from kcli.limits import readable_bytes
-from kcli.model.graph import GraphPlan
+from kcli.model.graph import GraphPlan, layer_of
 from kcli.model.layers.base import format_shape
 
 
@@ -17,6 +17,8 @@ class SummaryRow:
     output_shape: list[int | None]  # batch excluded
     params: int
     inputs: list[str]
+    # Every output's shape, for a layer with several (an RNN with return_state); else None.
+    output_shapes: list[list[int | None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ def summarize_model(plan: GraphPlan, model, title: str) -> ModelSummary:
             list(node.shape),
             layer_trainable + layer_frozen,
             list(node.inputs),
+            [list(shape) for shape in node.shapes] if node.shapes else None,
         )
     ordered = [rows[name] for name in keras_layer_order(plan) if name in rows]
     return ModelSummary(
@@ -77,7 +80,7 @@ def keras_layer_order(plan: GraphPlan) -> list[str]:
     """
     if plan.sequential:
         return [*plan.inputs, *(node.name for node in plan.nodes)]
-    feeds = {node.name: node.inputs for node in plan.nodes}
+    feeds = {node.name: tuple(layer_of(s) for s in node.inputs) for node in plan.nodes}
     first_reached: dict[str, int] = {}
 
     def walk(name: str) -> None:  # iterative: a deep model must not hit the recursion limit
@@ -93,7 +96,7 @@ def keras_layer_order(plan: GraphPlan) -> list[str]:
         walk(output)
     depth = dict.fromkeys(first_reached, 0)
     for node in reversed(plan.nodes):  # consumers before producers: depths are final when read
-        for source in node.inputs:
+        for source in feeds[node.name]:
             depth[source] = max(depth[source], depth[node.name] + 1)
     for name in plan.inputs:  # an input no output needs: Keras lists it at depth 0, first
         if name not in first_reached:
@@ -103,6 +106,13 @@ def keras_layer_order(plan: GraphPlan) -> list[str]:
 
 # Keras' memory size of a count of float32 weights (the same format kcli's size limits print).
 readable_size = readable_bytes
+
+
+def _connection(reference: str) -> str:
+    """Keras' `layer[0][k]` for output k of a layer (`encoder:1` -> `encoder[0][1]`)."""
+    name = layer_of(reference)
+    index = reference[len(name) + 1 :] or "0"
+    return f"{name}[0][{index}]"
 
 
 def _count_line(label: str, count: int) -> str:
@@ -123,13 +133,12 @@ def render_summary(summary: ModelSummary, width: int = 100) -> str:
     if not summary.sequential:
         table.add_column("Connected to")
     for row in summary.layers:
-        cells = [
-            f"{row.name} ({row.type})",
-            format_shape(tuple(row.output_shape)),
-            f"{row.params:,}",
-        ]
+        shape = format_shape(tuple(row.output_shape))
+        if row.output_shapes:  # as Keras prints a layer of several outputs: a list of shapes
+            shape = "[" + ", ".join(format_shape(tuple(s)) for s in row.output_shapes) + "]"
+        cells = [f"{row.name} ({row.type})", shape, f"{row.params:,}"]
         if not summary.sequential:
-            cells.append("\n".join(f"{s}[0][0]" for s in row.inputs) or "-")
+            cells.append("\n".join(_connection(s) for s in row.inputs) or "-")
         table.add_row(*cells)
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, color_system=None, force_terminal=False)

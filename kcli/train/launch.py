@@ -64,9 +64,18 @@ def launch(
         if code != 0 and run_dir_file.exists():
             run_dir = Path(run_dir_file.read_text())
             record = runs.read_run_record(run_dir)
-            if record.status == "running":  # a rank died before it could say so itself
+            # A rank that died before it could say so leaves `running`; the others, stopped by
+            # the launcher's SIGTERM when it died, say `interrupted`. Either way the run failed,
+            # unless the user stopped it (Ctrl-C here: 130, and every rank saw it too).
+            stopped_by_user = code == 130
+            if record.status == "running" or (
+                record.status == "interrupted" and not stopped_by_user
+            ):
                 runs.set_status(
-                    run_dir, "failed", f"a process of the distributed run exited with {code}"
+                    run_dir,
+                    "failed",
+                    f"a process of the distributed run exited with {code}; the others were "
+                    "stopped (the last checkpoint is kept)",
                 )
         return code
 

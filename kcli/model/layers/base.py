@@ -104,6 +104,11 @@ class LayerSpec(RegisteredSpec):
         """The torch module computing this layer (without its `activation`: see module doc)."""
         raise NotImplementedError  # every registered layer overrides this
 
+    def output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
+        """Every output's shape: one for most layers; an RNN with return_state has its states
+        too (its module then returns a tuple, and consumers name `layer:1` ...)."""
+        return [self.output_shape(input_shapes)]
+
     def activation_spec(self) -> ActivationSpec | None:
         """The activation applied after the module, or None for none."""
         return None

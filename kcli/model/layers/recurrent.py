@@ -14,9 +14,17 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 from pydantic import BeforeValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from kcli.errors import ShapeError
 from kcli.model.activations import ActivationRef, ActivationSpec, activation_registry
 from kcli.model.initializers import InitializerRef
-from kcli.model.layers.base import LayerSpec, Shape, layer_registry, require_known, require_rank
+from kcli.model.layers.base import (
+    LayerSpec,
+    Shape,
+    format_shape,
+    layer_registry,
+    require_known,
+    require_rank,
+)
 from kcli.model.regularizers import RegularizerRef, RegularizerSpec
 
 if TYPE_CHECKING:
@@ -38,6 +46,9 @@ class _Recurrent(LayerSpec):
     """Arguments every Keras RNN layer shares, and its shape rule and weight setup."""
 
     gates: ClassVar[int] = 1
+    n_states: ClassVar[int] = 1  # the state tensors: h, and the LSTM's c
+    # The sequence, then optionally the initial state (Keras' initial_state): h (and c).
+    n_inputs: ClassVar[tuple[int, int | None]] = (1, 2)
 
     units: int = Field(gt=0, description="Size of the state and of each output step.")
     activation: ActivationRef | None = Field(
@@ -60,12 +71,33 @@ class _Recurrent(LayerSpec):
     go_backwards: bool = Field(
         False, description="Read the sequence reversed (and return it reversed)."
     )
+    return_state: bool = Field(
+        False,
+        description="Also output the last state, as Keras: [output, h] (LSTM: [output, h, c]); "
+        "a consumer names one with `layer:1`, `layer:2`.",
+    )
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
-        (shape,) = input_shapes
+        shape, *initial = input_shapes
         require_rank(self.type, shape, 2, "a sequence (steps, features)")
         require_known(self.type, shape, -1, "feature axis (last)")
+        if initial and len(initial) != self.n_states:
+            want = "[h, c]" if self.n_states == 2 else "[h]"
+            raise ShapeError(
+                f"{self.type}'s initial state is {want} after the sequence in `inputs`, "
+                f"got {len(initial)} state input(s)"
+            )
+        for state in initial:
+            if tuple(state) != (self.units,):
+                raise ShapeError(
+                    f"{self.type} takes an initial state of shape {format_shape((self.units,))} "
+                    f"(its units), got {format_shape(state)}"
+                )
         return (shape[0], self.units) if self.return_sequences else (self.units,)
+
+    def output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
+        main = self.output_shape(input_shapes)
+        return [main, *[(self.units,)] * self.n_states] if self.return_state else [main]
 
     def regularized_weights(self) -> dict[str, RegularizerSpec]:
         pairs = {
@@ -98,6 +130,7 @@ class _Recurrent(LayerSpec):
             "recurrent_dropout": self.recurrent_dropout,
             "return_sequences": self.return_sequences,
             "go_backwards": self.go_backwards,
+            "return_state": self.return_state,
         }
 
     def initialize(self, module) -> None:
@@ -113,7 +146,11 @@ class _Recurrent(LayerSpec):
 
 
 class SimpleRNN(_Recurrent):
-    """A fully connected RNN: h_t = activation(x_t W + b + h_{t-1} U)."""
+    """A fully connected RNN: h_t = activation(x_t W + b + h_{t-1} U).
+
+    States, as Keras: `return_state: true` outputs [output, h] (consumers name `layer:1`);
+    `inputs: [sequence, h0]` starts from h0 (Keras' initial_state) instead of zeros.
+    """
 
     type: Literal["SimpleRNN"] = "SimpleRNN"
 
@@ -131,10 +168,18 @@ class SimpleRNN(_Recurrent):
 
 
 class LSTM(_Recurrent):
-    """Long short-term memory (Hochreiter 1997), Keras' form: gates i, f, c, o; one bias each."""
+    """Long short-term memory (Hochreiter 1997), Keras' form: gates i, f, c, o; one bias each.
+
+    States, as Keras: `return_state: true` outputs [output, h, c], which consumers name
+    `layer:1` and `layer:2` (`layer` alone, or `layer:0`, is the output); `inputs: [sequence,
+    h0, c0]` starts from those states (Keras' initial_state), e.g. a seq2seq decoder with
+    `inputs: [decoder_in, "encoder:1", "encoder:2"]`.
+    """
 
     type: Literal["LSTM"] = "LSTM"
     gates: ClassVar[int] = 4
+    n_states: ClassVar[int] = 2
+    n_inputs: ClassVar[tuple[int, int | None]] = (1, 3)
 
     recurrent_activation: ActivationRef | None = Field(
         "sigmoid", description="Applied to the input, forget and output gates; null: linear."
@@ -161,7 +206,11 @@ class LSTM(_Recurrent):
 
 
 class GRU(_Recurrent):
-    """Gated recurrent unit (Cho 2014), Keras 3's reset_after form by default."""
+    """Gated recurrent unit (Cho 2014), Keras 3's reset_after form by default.
+
+    States, as Keras: `return_state: true` outputs [output, h] (consumers name `layer:1`);
+    `inputs: [sequence, h0]` starts from h0 (Keras' initial_state) instead of zeros.
+    """
 
     type: Literal["GRU"] = "GRU"
     gates: ClassVar[int] = 3
@@ -243,6 +292,12 @@ class Bidirectional(LayerSpec):
     def _no_wiring(cls, value: _Recurrent):
         # The wrapped layer is not a node of the graph: wiring and output penalties belong
         # to the Bidirectional itself.
+        if value.return_state:
+            raise PydanticCustomError(
+                "wrapped_return_state",
+                "return_state inside Bidirectional is not supported: a Bidirectional has one "
+                "output (use return_state on a one-way LSTM, GRU or SimpleRNN)",
+            )
         for key in ("inputs", "activity_regularizer"):
             if getattr(value, key) is not None:
                 raise PydanticCustomError(

@@ -27,7 +27,8 @@ class GraphModel(nn.Module):
         self.output_names = list(plan.outputs)
         # Activation modules hold no weights, so they stay out of the state dict.
         self.activations: dict[str, nn.Module] = {}
-        slot = {name: i for i, name in enumerate(self.input_names)}
+        slot = {name: i for i, name in enumerate(self.input_names)}  # reference -> value index
+        n_values = len(slot)
         # Each step: (layer name, the module it runs: its own, or a shared layer's, input
         # slots, has activation, activity regularizer or None).
         self._steps: list[tuple[str, str, tuple[int, ...], bool, RegularizerSpec | None]] = []
@@ -50,7 +51,12 @@ class GraphModel(nn.Module):
             self._steps.append(
                 (node.name, module_name, sources, activation is not None, regularizer)
             )
-            slot[node.name] = len(slot)
+            # A layer with several outputs (an RNN's return_state) fills one slot per output:
+            # `name` and `name:0` are the first, `name:k` the k-th.
+            for k in range(node.n_outputs):
+                slot[f"{node.name}:{k}"] = n_values + k
+            slot[node.name] = n_values
+            n_values += node.n_outputs
         self._output_slots = [slot[name] for name in self.output_names]
         self._has_activity = any(step[4] is not None for step in self._steps)
         # Whether the output layer's activation can be left out of a training pass: not when
@@ -83,6 +89,12 @@ class GraphModel(nn.Module):
         skipped = None if activate_outputs else self.output_names[0]
         for name, module_name, sources, activated, activity_regularizer in self._steps:
             out = self._modules[module_name](*[values[i] for i in sources])
+            if isinstance(out, tuple):  # several outputs (return_state): one value each
+                if activity_regularizer is not None and keep_pre:  # on the output, not states
+                    term = activity_regularizer.penalty(out[0]) / out[0].shape[0]
+                    activity = term if activity is None else activity + term
+                values.extend(out)
+                continue
             if activated and name != skipped:
                 if keep_pre:
                     pre_by_slot[len(values)] = out

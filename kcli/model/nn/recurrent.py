@@ -50,6 +50,7 @@ class RecurrentModule(nn.Module):
         recurrent_dropout: float,
         return_sequences: bool,
         go_backwards: bool,
+        return_state: bool = False,
     ) -> None:
         super().__init__()
         self.units = units
@@ -61,8 +62,13 @@ class RecurrentModule(nn.Module):
         self.fused = fused
         self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
         self.return_sequences, self.go_backwards = return_sequences, go_backwards
+        self.return_state = return_state
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *initial: torch.Tensor):
+        """The output (the sequence, or the last step); with return_state, (output, *state).
+
+        `initial`: Keras' initial_state, h (and the LSTM's c); zeros when not given.
+        """
         if self.go_backwards:
             x = x.flip(1)  # Keras returns the outputs in the reversed order too
         if self.training and self.dropout > 0:
@@ -71,11 +77,13 @@ class RecurrentModule(nn.Module):
         if self.training and self.recurrent_dropout > 0:
             ones = x.new_ones(x.shape[0], self.units)
             recurrent_mask = F.dropout(ones, self.recurrent_dropout, True)
+        state = tuple(initial) if initial else self.initial_state(x)
         if self.fused is not None and recurrent_mask is None:
-            sequence, last = self.run_fused(x)
+            sequence, state = self.run_fused(x, state)
         else:
-            sequence, last = self.run_loop(x, recurrent_mask)
-        return sequence if self.return_sequences else last
+            sequence, state = self.run_loop(x, recurrent_mask, state)
+        output = sequence if self.return_sequences else state[0]
+        return (output, *state) if self.return_state else output
 
     def input_bias(self) -> torch.Tensor | None:
         """The bias added to the input projection (Keras' only bias, or row 0 of the GRU's)."""
@@ -98,29 +106,37 @@ class RecurrentModule(nn.Module):
         return (x.new_zeros(x.shape[0], self.units),)
 
     @_eager_under_compile
-    def run_fused(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(all outputs, last output) from one fused torch kernel over the sequence."""
-        hx = x.new_zeros(1, x.shape[0], self.units)
+    def run_fused(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """(all outputs, last state) from one fused torch kernel over the sequence."""
         op = _FUSED_OPS[self.fused]
         params = self.fused_params()
         sequence, last = op(
-            x, hx, params, self.bias is not None, 1, 0.0, self.training, False, True
+            x,
+            state[0].unsqueeze(0),
+            params,
+            self.bias is not None,
+            1,
+            0.0,
+            self.training,
+            False,
+            True,
         )
-        return sequence, last[0]
+        return sequence, (last[0],)
 
     def run_loop(
-        self, x: torch.Tensor, recurrent_mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """(all outputs or None, last output) from Keras' cell equations, step by step."""
+        self, x: torch.Tensor, recurrent_mask: torch.Tensor | None, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor | None, tuple[torch.Tensor, ...]]:
+        """(all outputs or None, last state) from Keras' cell equations, step by step."""
         projected = F.linear(x, self.kernel, self.input_bias())  # every step's input part at once
-        state = self.initial_state(x)
         outputs = []
         for t in range(x.shape[1]):
             state = self.step(projected[:, t], state, recurrent_mask)
             if self.return_sequences:
                 outputs.append(state[0])
         sequence = torch.stack(outputs, 1) if self.return_sequences else None
-        return sequence, state[0]
+        return sequence, state
 
     def step(
         self, projected: torch.Tensor, state: tuple[torch.Tensor, ...], mask: torch.Tensor | None
@@ -151,13 +167,13 @@ class LSTMModule(RecurrentModule):
         return zeros, zeros
 
     @_eager_under_compile
-    def run_fused(self, x):
-        zeros = x.new_zeros(1, x.shape[0], self.units)
+    def run_fused(self, x, state):
+        h, c = (s.unsqueeze(0) for s in state)
         params = self.fused_params()
-        sequence, last, _ = torch.lstm(
-            x, (zeros, zeros), params, self.bias is not None, 1, 0.0, self.training, False, True
+        sequence, h, c = torch.lstm(
+            x, (h, c), params, self.bias is not None, 1, 0.0, self.training, False, True
         )
-        return sequence, last[0]
+        return sequence, (h[0], c[0])
 
     def step(self, projected, state, mask):
         h, c = state

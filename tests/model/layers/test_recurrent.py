@@ -262,12 +262,12 @@ def test_recurrent_dropout_mask_feeds_the_recurrent_kernel_only():
         mask=mask,
     )
     with torch.no_grad():
-        got, _ = gru.run_loop(as_torch(x), as_torch(mask))
+        got, _ = gru.run_loop(as_torch(x), as_torch(mask), gru.initial_state(as_torch(x)))
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
     lstm = spec({"type": "LSTM", "units": 4, "return_sequences": True}).build([(5, 3)])
     kernel, recurrent, bias = numpy_weights(lstm)
     with torch.no_grad():
-        got, _ = lstm.run_loop(as_torch(x), as_torch(mask))
+        got, _ = lstm.run_loop(as_torch(x), as_torch(mask), lstm.initial_state(as_torch(x)))
     np.testing.assert_allclose(
         got.numpy(), keras_lstm(x, kernel.T, recurrent.T, bias, mask=mask), atol=1e-5
     )
@@ -424,8 +424,8 @@ def test_bidirectional_frozen_inner_layer():
 
 
 def test_invalid_configurations():
-    with pytest.raises(ValidationError, match="unknown key"):
-        spec({"type": "LSTM", "units": 3, "return_state": True})
+    with pytest.raises(ValidationError, match="return_state inside Bidirectional"):
+        spec({"type": "Bidirectional", "layer": {"type": "LSTM", "units": 3, "return_state": True}})
     with pytest.raises(ValidationError, match="Bidirectional wraps one of SimpleRNN, LSTM, GRU"):
         spec({"type": "Bidirectional", "layer": {"type": "Dense", "units": 3}})
     with pytest.raises(ValidationError, match="merge_mode null"):

@@ -83,12 +83,15 @@ def test_wiring_mistakes_are_located(tmp_path, change, message):
     assert "model.layers[1]" in result.stderr  # at the decoder, where the reference is
 
 
-def test_bidirectional_return_state_is_refused_clearly(tmp_path):
+def test_bidirectional_return_state_gives_both_directions_states(tmp_path):
+    # Keras: [output, forward h, forward c, backward h, backward c]; the output concatenates.
     text = SEQ2SEQ.replace(
         "{name: encoder, type: LSTM, units: 6, return_state: true, inputs: encoder_in}",
         "{name: encoder, type: Bidirectional, layer: {type: LSTM, units: 6, return_state: true},"
         " inputs: encoder_in}",
-    )
-    result = run_cli("validate", str(write(tmp_path, text)))
-    assert result.exit_code == 2
-    assert "return_state inside Bidirectional is not supported" in result.stderr
+    ).replace('"encoder:1", "encoder:2"]', '"encoder:3", "encoder:4"]')  # the backward h, c
+    result = run_cli("summarize", str(write(tmp_path, text)), "--json")
+    assert result.exit_code == 0, result.output
+    layers = {row["name"]: row for row in json.loads(result.stdout)["layers"]}
+    assert layers["encoder"]["output_shapes"] == [[12], [6], [6], [6], [6]]
+    assert layers["encoder"]["params"] == 2 * 240  # two LSTMs of 4 * (6 * 9 + 6)

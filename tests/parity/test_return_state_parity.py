@@ -5,7 +5,8 @@ called with `initial_state=[...]` starts from those states; kcli's module takes 
 extra inputs and returns the same tuple. Each case copies kcli's weights into Keras (through
 kcli.model.nn.keras_layout, kcli's one statement of Keras' layouts) and compares every output,
 on the fused kernel path and on the step-loop path (a non-default activation), forwards and with
-go_backwards; then the seq2seq encoder-decoder of the Keras examples, as a whole model.
+go_backwards; Bidirectional with return_state and both directions' initial states; then the
+seq2seq encoder-decoder of the Keras examples, as a whole model.
 """
 
 from __future__ import annotations
@@ -115,3 +116,35 @@ def test_the_seq2seq_encoder_decoder_matches_keras(tmp_path):
     with torch.no_grad():
         got = model({"encoder_in": torch.from_numpy(a), "decoder_in": torch.from_numpy(b)})
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("merge_mode", ["concat", "sum"])
+@pytest.mark.parametrize("with_initial", [False, True], ids=["zeros", "initial"])
+def test_bidirectional_return_state_matches_keras(kind, merge_mode, with_initial):
+    # Keras: [output, forward states, backward states]; initial_state lists forward's first.
+    inner = {"type": kind, "units": UNITS, "return_state": True, "return_sequences": True}
+    spec = layer_registry.get("Bidirectional").model_validate(
+        {"type": "Bidirectional", "layer": inner, "merge_mode": merge_mode}
+    )
+    n_states = 2 if kind == "LSTM" else 1
+    shapes = [(STEPS, FEATURES), *([(UNITS,)] * (2 * n_states) if with_initial else [])]
+    module = spec.build(shapes)
+    _seeded(module, 11)
+    module.eval()
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
+    states = [rng.normal(size=(BATCH, UNITS)).astype("float32") for _ in shapes[1:]]
+
+    wrapped = getattr(keras.layers, kind)(UNITS, return_state=True, return_sequences=True)
+    layer = keras.layers.Bidirectional(wrapped, merge_mode=merge_mode)
+    layer.build((BATCH, STEPS, FEATURES))
+    layer.set_weights(_keras_weights(module.forward_layer) + _keras_weights(module.backward_layer))
+    called = layer(x, initial_state=list(states)) if with_initial else layer(x)
+    want = [keras.ops.convert_to_numpy(t) for t in called]
+    with torch.no_grad():
+        got = module(torch.from_numpy(x), *map(torch.from_numpy, states))
+    assert len(got) == len(want) == 1 + 2 * n_states
+    assert spec.output_shapes(shapes) == [tuple(w.shape[1:]) for w in want]
+    for ours, theirs in zip(got, want, strict=True):
+        np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-5, atol=1e-6)

@@ -266,8 +266,13 @@ class Bidirectional(LayerSpec):
     """Runs `layer` forwards and a copy backwards, and merges the two outputs.
 
     Params are twice the wrapped layer's. The copy reads the sequence reversed (its
-    `go_backwards` flipped) and its outputs are put back in input order before merging.
+    `go_backwards` flipped) and its outputs are put back in input order before merging. With
+    the wrapped layer's `return_state`, as Keras: [output, forward h (, c), backward h (, c)];
+    `inputs: [sequence, *forward states, *backward states]` is Keras' initial_state.
     """
+
+    # The sequence, then optionally each direction's initial states (forward first).
+    n_inputs: ClassVar[tuple[int, int | None]] = (1, 5)
 
     type: Literal["Bidirectional"] = "Bidirectional"
 
@@ -292,12 +297,6 @@ class Bidirectional(LayerSpec):
     def _no_wiring(cls, value: _Recurrent):
         # The wrapped layer is not a node of the graph: wiring and output penalties belong
         # to the Bidirectional itself.
-        if value.return_state:
-            raise PydanticCustomError(
-                "wrapped_return_state",
-                "return_state inside Bidirectional is not supported: a Bidirectional has one "
-                "output (use return_state on a one-way LSTM, GRU or SimpleRNN)",
-            )
         for key in ("inputs", "activity_regularizer"):
             if getattr(value, key) is not None:
                 raise PydanticCustomError(
@@ -308,17 +307,36 @@ class Bidirectional(LayerSpec):
         return value
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
-        inner = self.layer.output_shape(input_shapes)
+        sequence, *initial = input_shapes
+        states = self.layer.n_states
+        if initial and len(initial) != 2 * states:
+            want = "[h, c] of each direction" if states == 2 else "[h] of each direction"
+            raise ShapeError(
+                f"Bidirectional's initial state is {want} (forward first) after the sequence in "
+                f"`inputs`: {2 * states} state inputs, got {len(initial)}"
+            )
+        for state in initial:  # each direction's states are the wrapped layer's own
+            self.layer.output_shape([sequence, *[state] * states])
+        inner = self.layer.output_shape([sequence])
         if self.merge_mode == "concat":
             return (*inner[:-1], 2 * inner[-1])
         return inner
 
+    def output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
+        """With the wrapped layer's return_state, as Keras: [output, forward states (h, c),
+        backward states], the states each (units,)."""
+        main = self.output_shape(input_shapes)
+        if not self.layer.return_state:
+            return [main]
+        return [main, *[(self.layer.units,)] * (2 * self.layer.n_states)]
+
     def build(self, input_shapes: list[Shape]) -> nn.Module:
         from kcli.model.nn.recurrent import BidirectionalModule
 
+        sequence = [input_shapes[0]]
         backward = self.layer.model_copy(update={"go_backwards": not self.layer.go_backwards})
         module = BidirectionalModule(
-            self.layer.build(input_shapes), backward.build(input_shapes), self.merge_mode
+            self.layer.build(sequence), backward.build(sequence), self.merge_mode
         )
         if not self.layer.trainable:
             module.requires_grad_(False)

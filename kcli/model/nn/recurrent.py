@@ -243,15 +243,27 @@ class BidirectionalModule(nn.Module):
         self.backward_layer = backward_layer
         self.merge_mode = merge_mode
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.forward_layer(x)
-        y_backward = self.backward_layer(x)
+    def forward(self, x: torch.Tensor, *initial: torch.Tensor):
+        """The merged output; with the wrapped layer's return_state, as Keras:
+        (output, *forward states, *backward states). `initial`: both directions' initial
+        states, forward first."""
+        half = len(initial) // 2
+        y, y_backward = (
+            self.forward_layer(x, *initial[:half]),
+            self.backward_layer(x, *initial[half:]),
+        )
+        states: tuple[torch.Tensor, ...] = ()
+        if self.forward_layer.return_state:
+            (y, *forward_states), (y_backward, *backward_states) = y, y_backward
+            states = (*forward_states, *backward_states)
         if self.backward_layer.return_sequences:
             y_backward = y_backward.flip(1)
         if self.merge_mode == "concat":
-            return torch.cat([y, y_backward], dim=-1)
-        if self.merge_mode == "sum":
-            return y + y_backward
-        if self.merge_mode == "mul":
-            return y * y_backward
-        return (y + y_backward) / 2  # "ave"
+            merged = torch.cat([y, y_backward], dim=-1)
+        elif self.merge_mode == "sum":
+            merged = y + y_backward
+        elif self.merge_mode == "mul":
+            merged = y * y_backward
+        else:  # "ave"
+            merged = (y + y_backward) / 2
+        return (merged, *states) if states else merged

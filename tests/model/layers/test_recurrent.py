@@ -424,8 +424,6 @@ def test_bidirectional_frozen_inner_layer():
 
 
 def test_invalid_configurations():
-    with pytest.raises(ValidationError, match="return_state inside Bidirectional"):
-        spec({"type": "Bidirectional", "layer": {"type": "LSTM", "units": 3, "return_state": True}})
     with pytest.raises(ValidationError, match="Bidirectional wraps one of SimpleRNN, LSTM, GRU"):
         spec({"type": "Bidirectional", "layer": {"type": "Dense", "units": 3}})
     with pytest.raises(ValidationError, match="merge_mode null"):

@@ -215,6 +215,7 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
         raise KcliError(problems)
 
     shapes: dict[str, Shape] = dict(inputs)  # by reference: `layer` and `layer:k`
+    shapes.update({f"{name}:0": shape for name, shape in inputs.items()})
     output_counts: dict[str, int] = {}
     nodes: list[Node] = []
     for index in order:

@@ -132,7 +132,11 @@ def _load(name: str, base_dir: Path, loc: tuple) -> Plugin:
         for spec_name in registry.specs
         if spec_name not in before[id(registry)]
     ]
-    plugin = Plugin(name, path or _module_file(module), sha, registered)
+    if path is None:  # an installed module: recorded (and copied) when it is one file
+        installed = _module_file(module)
+        if installed is not None and installed.suffix == ".py" and installed.name != "__init__.py":
+            path, sha = installed, file_sha256(installed)
+    plugin = Plugin(name, path, sha, registered)
     problems = _incomplete_specs(plugin)
     if not registered:
         problems.append(

@@ -265,3 +265,18 @@ def test_catalog_and_schema_take_plugins(tmp_path, monkeypatch):
     result = run_cli("schema", "--plugins", "plug_catalog")
     assert result.exit_code == 0
     assert "TokenAndPositionEmbedding" in json.loads(result.stdout)["$defs"]
+
+
+def test_an_installed_plugin_module_is_found_and_recorded(tmp_path, monkeypatch):
+    # Not beside the recipe: an importable module (as `pip install` would leave it).
+    site = tmp_path / "site"
+    site.mkdir()
+    installed = layer_plugin(site, "plug_installed")
+    monkeypatch.syspath_prepend(str(site))
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    from kcli.recipe.load import load_recipe
+
+    loaded = load_recipe(recipe(folder, "plug_installed"))
+    (plugin,) = loaded.plugins
+    assert plugin.path == installed.resolve() and plugin.sha256 is not None

@@ -29,6 +29,7 @@ class GraphModel(nn.Module):
         self.activations: dict[str, nn.Module] = {}
         slot = {name: i for i, name in enumerate(self.input_names)}  # reference -> value index
         n_values = len(slot)
+        slot.update({f"{name}:0": i for i, name in enumerate(self.input_names)})
         # Each step: (layer name, the module it runs: its own, or a shared layer's, input
         # slots, has activation, activity regularizer or None).
         self._steps: list[tuple[str, str, tuple[int, ...], bool, RegularizerSpec | None]] = []

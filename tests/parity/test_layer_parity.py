@@ -174,7 +174,8 @@ _WEIGHTLESS = (
     "Flatten Reshape Permute RepeatVector ZeroPadding2D UpSampling2D Dropout SpatialDropout1D "
     "SpatialDropout2D GaussianNoise MaxPooling1D MaxPooling2D AveragePooling1D AveragePooling2D "
     "GlobalMaxPooling1D GlobalMaxPooling2D GlobalAveragePooling1D GlobalAveragePooling2D Add "
-    "Subtract Multiply Average Maximum Minimum Concatenate Activation ReLU LeakyReLU ELU Softmax"
+    "Subtract Multiply Average Maximum Minimum Concatenate Activation ReLU LeakyReLU ELU Softmax "
+    "Cropping1D Cropping2D Cropping3D ZeroPadding1D ZeroPadding3D UpSampling1D UpSampling3D"
 ).split()
 
 WEIGHT_MAPPINGS: dict[str, Callable[[dict, _Tracked], KerasWeights]] = {

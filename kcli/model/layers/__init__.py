@@ -4,6 +4,7 @@
 from kcli.model.layers import (  # noqa: F401, I001  (catalog order, not alphabetical)
     core,
     reshaping,
+    edges,
     regularization,
     normalization,
     conv,

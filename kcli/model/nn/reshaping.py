@@ -91,3 +91,43 @@ class UpSampling2DModule(nn.Module):
             align_corners=self.align_corners,
         )
         return out.permute(0, 2, 3, 1)
+
+
+class CropModule(nn.Module):
+    """Cuts (before, after) steps from each spatial axis of an (N, *spatial, C) tensor."""
+
+    def __init__(self, amounts: tuple[tuple[int, int], ...]) -> None:
+        super().__init__()
+        self.amounts = amounts
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        index = [slice(None)]
+        for axis, (before, after) in enumerate(self.amounts, start=1):
+            index.append(slice(before, x.shape[axis] - after))
+        return x[tuple(index)]
+
+
+class PadModule(nn.Module):
+    """Zeros around each spatial axis of an (N, *spatial, C) tensor."""
+
+    def __init__(self, amounts: tuple[tuple[int, int], ...]) -> None:
+        super().__init__()
+        # F.pad lists pads from the last axis backwards: C (none), then the spatial axes.
+        self.pads = (0, 0, *(v for pair in reversed(amounts) for v in pair))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pads)
+
+
+class RepeatModule(nn.Module):
+    """Repeats each step/voxel along each spatial axis (Keras' UpSampling1D/3D)."""
+
+    def __init__(self, factors: tuple[int, ...]) -> None:
+        super().__init__()
+        self.factors = factors
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for axis, factor in enumerate(self.factors, start=1):
+            if factor != 1:
+                x = x.repeat_interleave(factor, dim=axis)
+        return x

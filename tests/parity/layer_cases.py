@@ -82,6 +82,32 @@ LAYER_CASES: list[LayerCase] = [
     case("ZeroPadding2D-int", {"type": "ZeroPadding2D", "padding": 1}, (3, 4, 2)),
     case("ZeroPadding2D-pair", {"type": "ZeroPadding2D", "padding": [1, 2]}, (3, 4, 2)),
     case("ZeroPadding2D-sides", {"type": "ZeroPadding2D", "padding": [[1, 0], [2, 3]]}, (3, 4, 2)),
+    # ---- 3-D: convolution and pooling over (depth, height, width, channels)
+    case("Conv3D-valid", {"type": "Conv3D", "filters": 3, "kernel_size": 2}, (3, 4, 4, 2)),
+    case(
+        "Conv3D-same-strides",
+        {"type": "Conv3D", "filters": 2, "kernel_size": [3, 2, 3], "strides": 2, "padding": "same"},
+        (5, 4, 5, 2),
+    ),
+    case(
+        "Conv3D-dilated-groups",
+        {"type": "Conv3D", "filters": 4, "kernel_size": 2, "dilation_rate": 2, "groups": 2},
+        (5, 5, 5, 4),
+    ),
+    case("MaxPooling3D-default", {"type": "MaxPooling3D"}, (4, 4, 5, 2)),
+    case(
+        "MaxPooling3D-same",
+        {"type": "MaxPooling3D", "pool_size": 3, "strides": 2, "padding": "same"},
+        (4, 5, 4, 2),
+    ),
+    case("AveragePooling3D-valid", {"type": "AveragePooling3D", "pool_size": 2}, (4, 4, 5, 2)),
+    case("GlobalMaxPooling3D", {"type": "GlobalMaxPooling3D"}, (3, 2, 4, 2)),
+    case(
+        "GlobalAveragePooling3D-keepdims",
+        {"type": "GlobalAveragePooling3D", "keepdims": True},
+        (3, 2, 4, 2),
+    ),
+    case("SpatialDropout3D-inference", {"type": "SpatialDropout3D", "rate": 0.5}, (2, 3, 2, 2)),
     # ---- edges: cropping, zero padding and repeats in 1-D, 2-D and 3-D (Keras' argument forms)
     case("Cropping1D-default", {"type": "Cropping1D"}, (5, 2)),
     case("Cropping1D-pair", {"type": "Cropping1D", "cropping": [2, 0]}, (5, 2)),

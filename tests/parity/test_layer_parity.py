@@ -175,7 +175,8 @@ _WEIGHTLESS = (
     "SpatialDropout2D GaussianNoise MaxPooling1D MaxPooling2D AveragePooling1D AveragePooling2D "
     "GlobalMaxPooling1D GlobalMaxPooling2D GlobalAveragePooling1D GlobalAveragePooling2D Add "
     "Subtract Multiply Average Maximum Minimum Concatenate Activation ReLU LeakyReLU ELU Softmax "
-    "Cropping1D Cropping2D Cropping3D ZeroPadding1D ZeroPadding3D UpSampling1D UpSampling3D"
+    "Cropping1D Cropping2D Cropping3D ZeroPadding1D ZeroPadding3D UpSampling1D UpSampling3D "
+    "MaxPooling3D AveragePooling3D GlobalMaxPooling3D GlobalAveragePooling3D SpatialDropout3D"
 ).split()
 
 WEIGHT_MAPPINGS: dict[str, Callable[[dict, _Tracked], KerasWeights]] = {
@@ -183,6 +184,7 @@ WEIGHT_MAPPINGS: dict[str, Callable[[dict, _Tracked], KerasWeights]] = {
     "Conv1D": _conv,
     "Conv2D": _conv,
     "Conv2DTranspose": _conv,
+    "Conv3D": _conv,
     "DepthwiseConv2D": _depthwise,
     "SeparableConv2D": _separable,
     "BatchNormalization": _named("gamma", "beta", "moving_mean", "moving_variance"),
@@ -417,6 +419,7 @@ NOISE_CASES = [
     ({"type": "Dropout", "rate": 0.4, "noise_shape": [None, 1, 5]}, (6, 5), (1,)),
     ({"type": "SpatialDropout1D", "rate": 0.4}, (6, 5), (1,)),
     ({"type": "SpatialDropout2D", "rate": 0.4}, (4, 4, 5), (1, 2)),
+    ({"type": "SpatialDropout3D", "rate": 0.4}, (3, 4, 4, 5), (1, 2, 3)),
 ]
 
 

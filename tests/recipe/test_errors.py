@@ -564,7 +564,7 @@ model:
   input_shape: [8]
   layers:
     - {type: Dense, units: -5}
-    - {type: Conv3D, filters: 2}
+    - {type: Conv4D, filters: 2}
 """,
     )
     process = subprocess.run(
@@ -581,7 +581,7 @@ model:
     line, col = where(path, "units: -5", "-5")
     lines = process.stderr.splitlines()
     assert f"{path}:{line}:{col}: model.layers[0].units: must be > 0 (got -5)" in lines
-    line, col = where(path, "Conv3D")
+    line, col = where(path, "Conv4D")
     assert any(out.startswith(f"{path}:{line}:{col}: model.layers[1].type: ") for out in lines)
 
 

@@ -179,3 +179,12 @@ class Conv2D(_GroupedConv):
 
     type: Literal["Conv2D"] = "Conv2D"
     aliases: ClassVar[tuple[str, ...]] = ("Convolution2D",)
+
+
+class Conv3D(_GroupedConv):
+    """A 3-D convolution over (depth, height, width, channels) volumes (video, scans)."""
+
+    type: Literal["Conv3D"] = "Conv3D"
+    aliases: ClassVar[tuple[str, ...]] = ("Convolution3D",)
+    rank: ClassVar[int] = 3
+    input_layout: ClassVar[str] = "a channels-last volume (depth, height, width, channels)"

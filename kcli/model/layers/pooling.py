@@ -1,4 +1,4 @@
-"""Pooling layers: Max/AveragePooling1D/2D and their Global* forms, channels-last.
+"""Pooling layers: Max/AveragePooling1D/2D/3D and their Global* forms, channels-last.
 
 "same" padding is TensorFlow's (the odd pixel at the end); a max ignores the padding and an
 average divides by the real pixels of its window only, as TensorFlow and JAX do (Keras' torch
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 _LAYOUTS = {
     1: "a channels-last sequence (steps, channels)",
     2: "a channels-last image (height, width, channels)",
+    3: "a channels-last volume (depth, height, width, channels)",
 }
 
 
@@ -118,6 +119,26 @@ class AveragePooling2D(_Pooling):
     kind: ClassVar[str] = "avg"
 
 
+class MaxPooling3D(_Pooling):
+    """The maximum of each window of a (depth, height, width, channels) volume."""
+
+    type: Literal["MaxPooling3D"] = "MaxPooling3D"
+    aliases: ClassVar[tuple[str, ...]] = ("MaxPool3D",)
+    rank: ClassVar[int] = 3
+
+
+class AveragePooling3D(_Pooling):
+    """The mean of each window of a (depth, height, width, channels) volume (real voxels only).
+
+    `pool_size` defaults to 2 as for MaxPooling3D; Keras requires it for the average layers.
+    """
+
+    type: Literal["AveragePooling3D"] = "AveragePooling3D"
+    aliases: ClassVar[tuple[str, ...]] = ("AvgPool3D",)
+    rank: ClassVar[int] = 3
+    kind: ClassVar[str] = "avg"
+
+
 class _GlobalPooling(LayerSpec):
     """A max or mean over every spatial axis: (..., C) -> (C,), or (1, ..., 1, C) kept."""
 
@@ -166,4 +187,21 @@ class GlobalAveragePooling2D(_GlobalPooling):
 
     type: Literal["GlobalAveragePooling2D"] = "GlobalAveragePooling2D"
     aliases: ClassVar[tuple[str, ...]] = ("GlobalAvgPool2D",)
+    kind: ClassVar[str] = "avg"
+
+
+class GlobalMaxPooling3D(_GlobalPooling):
+    """The maximum over all voxels of a (depth, height, width, channels) volume."""
+
+    type: Literal["GlobalMaxPooling3D"] = "GlobalMaxPooling3D"
+    aliases: ClassVar[tuple[str, ...]] = ("GlobalMaxPool3D",)
+    rank: ClassVar[int] = 3
+
+
+class GlobalAveragePooling3D(_GlobalPooling):
+    """The mean over all voxels of a (depth, height, width, channels) volume."""
+
+    type: Literal["GlobalAveragePooling3D"] = "GlobalAveragePooling3D"
+    aliases: ClassVar[tuple[str, ...]] = ("GlobalAvgPool3D",)
+    rank: ClassVar[int] = 3
     kind: ClassVar[str] = "avg"

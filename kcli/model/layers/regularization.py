@@ -91,6 +91,24 @@ class SpatialDropout2D(LayerSpec):
         return DropoutModule(self.rate, (None, 1, 1, None), self.seed)
 
 
+class SpatialDropout3D(LayerSpec):
+    """Dropout of whole channels of a (D, H, W, C) volume: one draw per sample and channel."""
+
+    type: Literal["SpatialDropout3D"] = "SpatialDropout3D"
+    rate: float = _rate()
+    seed: int | None = _seed()
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        require_rank("SpatialDropout3D", shape, 4, "a volume (depth, height, width, channels)")
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.regularization import DropoutModule
+
+        return DropoutModule(self.rate, (None, 1, 1, 1, None), self.seed)
+
+
 class GaussianNoise(LayerSpec):
     """Adds zero-centered Gaussian noise of standard deviation `stddev` in training."""
 

@@ -99,7 +99,7 @@ class SpatialPadding:
 
 
 class ConvND(nn.Module):
-    """A channels-last 1-D or 2-D convolution (Conv1D, Conv2D, DepthwiseConv2D's core)."""
+    """A channels-last 1-D, 2-D or 3-D convolution (Conv1D/2D/3D, DepthwiseConv2D's core)."""
 
     def __init__(
         self,
@@ -125,7 +125,7 @@ class ConvND(nn.Module):
         explicit, implicit = SpatialPadding.split(self.padding.pads(x))
         if explicit is not None:
             x = F.pad(x, explicit)
-        conv = F.conv1d if self.rank == 1 else F.conv2d
+        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[self.rank]
         y = conv(x, self.kernel, self.bias, self.strides, implicit, self.dilation, self.groups)
         return to_channels_last(y)
 

@@ -17,7 +17,7 @@ from kcli.model.nn.conv import SpatialPadding, to_channels_first, to_channels_la
 
 
 class PoolND(nn.Module):
-    """Max or average pooling over the 1 or 2 spatial axes of a channels-last tensor."""
+    """Max or average pooling over the 1, 2 or 3 spatial axes of a channels-last tensor."""
 
     def __init__(
         self,
@@ -33,9 +33,9 @@ class PoolND(nn.Module):
 
     def _pool(self, x: torch.Tensor, padding: tuple[int, ...]) -> torch.Tensor:
         if self.kind == "max":
-            op = F.max_pool1d if self.rank == 1 else F.max_pool2d
+            op = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[self.rank]
             return op(x, self.pool, self.strides, padding)
-        op = F.avg_pool1d if self.rank == 1 else F.avg_pool2d
+        op = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[self.rank]
         return op(x, self.pool, self.strides, padding, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

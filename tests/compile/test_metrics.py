@@ -119,6 +119,23 @@ def test_precision_and_recall_top_k_ignore_the_threshold_by_default():
     assert value({"type": "recall", "top_k": 1}, tied, t([[1.0, 1.0, 0.0]])) == 0.5
 
 
+def test_confusion_counts_with_weights_and_thresholds():
+    p = t([[0.9], [0.6], [0.3], [0.8]])  # > 0.5: 1, 1, 0, 1
+    y = t([1.0, 0.0, 1.0, 0.0])
+    w = t([2.0, 1.0, 1.0, 1.0])
+    # TP: sample 0 (weight 2); FP: samples 1 and 3; TN: none; FN: sample 2.
+    assert value("TruePositives", p, y, w) == 2.0
+    assert value("false_positives", p, y, w) == 2.0
+    assert value("true_negatives", p, y, w) == 0.0
+    assert value("false_negatives", p, y, w) == 1.0
+    # At 0.7: predicted 1, 0, 0, 1 -> TP 2, FP 1 (sample 3), TN 1 (sample 1), FN 1.
+    cells = ("true_positives", "false_positives", "true_negatives", "false_negatives")
+    counts = [value({"type": name, "thresholds": 0.7}, p, y, w) for name in cells]
+    assert counts == [2.0, 1.0, 1.0, 1.0]
+    assert sum(counts) == float(w.sum())  # every element falls in one cell
+    assert metric("true_positives").log_name == "true_positives"
+
+
 def test_f1_score_macro_micro_and_binary():
     p = t([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.4, 0.3], [0.2, 0.2, 0.6]])
     labels = t([0.0, 1.0, 2.0, 2.0])  # predicted (argmax) 0, 1, 1, 2

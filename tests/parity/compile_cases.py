@@ -458,6 +458,16 @@ METRIC_CASES: list[MetricCase] = [
     _same("categorical_accuracy", "CategoricalAccuracy", "onehot_ties"),
     _same("sparse_categorical_accuracy", "SparseCategoricalAccuracy", "sparse_ties"),
     _same("binary_accuracy", "BinaryAccuracy", "binary_quantized"),  # p == 0.5: not above
+    *(
+        _same(name, keras, data, **kwargs)
+        for name, keras in (
+            ("true_positives", "TruePositives"),
+            ("false_positives", "FalsePositives"),
+            ("true_negatives", "TrueNegatives"),
+            ("false_negatives", "FalseNegatives"),
+        )
+        for data, kwargs in (("binary", {}), ("multilabel", {"thresholds": 0.3}))
+    ),
     _same("precision", "Precision", "binary"),
     _same("precision", "Precision", "binary_flat"),
     _same("precision", "Precision", "multilabel", thresholds=0.3),

@@ -1,4 +1,4 @@
-"""Confusion-count metric specs: precision, recall, F1 score and AUC."""
+"""Confusion-count metric specs: precision, recall, the four counts, F1 score and AUC."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from kcli.compile.metrics.auc import AUCMetric
 from kcli.compile.metrics.base import MetricSpec
-from kcli.compile.metrics.streaming import ConfusionMetric, F1Metric, Metric
+from kcli.compile.metrics.streaming import ConfusionMetric, CountMetric, F1Metric, Metric
 
 
 class Precision(MetricSpec):
@@ -41,6 +41,48 @@ class Recall(Precision):
 
     type: Literal["recall"] = "recall"  # type: ignore[assignment]
     short_name: ClassVar[str] = "recall"
+
+
+class _Count(MetricSpec):
+    """A confusion count over all outputs, p > thresholds counting as a positive prediction."""
+
+    # Which cell: (predicted positive, actually positive).
+    cell: ClassVar[tuple[bool, bool]] = (True, True)
+    thresholds: float = Field(0.5, ge=0, le=1, description="Scores above it are positives.")
+
+    def build(self) -> Metric:
+        return CountMetric(*self.cell, self.thresholds)
+
+
+class TruePositives(_Count):
+    """The (sample-weighted) count of positive labels predicted positive (Keras')."""
+
+    type: Literal["true_positives"] = "true_positives"
+    short_name: ClassVar[str] = "true_positives"
+
+
+class FalsePositives(_Count):
+    """The (sample-weighted) count of negative labels predicted positive (Keras')."""
+
+    type: Literal["false_positives"] = "false_positives"
+    short_name: ClassVar[str] = "false_positives"
+    cell: ClassVar[tuple[bool, bool]] = (True, False)
+
+
+class TrueNegatives(_Count):
+    """The (sample-weighted) count of negative labels predicted negative (Keras')."""
+
+    type: Literal["true_negatives"] = "true_negatives"
+    short_name: ClassVar[str] = "true_negatives"
+    cell: ClassVar[tuple[bool, bool]] = (False, False)
+
+
+class FalseNegatives(_Count):
+    """The (sample-weighted) count of positive labels predicted negative (Keras')."""
+
+    type: Literal["false_negatives"] = "false_negatives"
+    short_name: ClassVar[str] = "false_negatives"
+    cell: ClassVar[tuple[bool, bool]] = (False, True)
 
 
 class F1Score(MetricSpec):

@@ -194,6 +194,33 @@ class ConfusionMetric(Metric):
         return _divide(tp, tp + other)
 
 
+class CountMetric(Metric):
+    """One cell of the confusion counts over all elements (Keras' TruePositives ...): the
+    sample-weighted number of elements with p > threshold (predicted positive) or not, and a
+    label that is nonzero (actual positive) or not."""
+
+    def __init__(self, predicted_positive: bool, actually_positive: bool, threshold: float):
+        super().__init__()
+        self._predicted, self._actual, self._threshold = (
+            predicted_positive,
+            actually_positive,
+            threshold,
+        )
+
+    def _initial(self, like: Tensor, width: int) -> dict[str, Tensor]:
+        return {"count": like.new_zeros(())}
+
+    def _add(self, y_pred: Tensor, y_true: Tensor, sample_weight: Tensor) -> None:
+        y_true = _dense_targets(y_pred, y_true)
+        weight = sample_weight.reshape(-1, *([1] * (y_pred.ndim - 1))).expand_as(y_pred)
+        predicted = (y_pred > self._threshold) == self._predicted
+        actual = (y_true != 0) == self._actual
+        self._state["count"] += (weight * (predicted & actual).to(weight.dtype)).sum()
+
+    def compute(self) -> Tensor:
+        return self._state["count"] if self._state else _torch().zeros(())
+
+
 class F1Metric(Metric):
     """Keras' F1Score: per-class counts, F1 per class, then averaged (micro/macro/weighted)."""
 

@@ -82,6 +82,15 @@ LAYER_CASES: list[LayerCase] = [
     case("ZeroPadding2D-int", {"type": "ZeroPadding2D", "padding": 1}, (3, 4, 2)),
     case("ZeroPadding2D-pair", {"type": "ZeroPadding2D", "padding": [1, 2]}, (3, 4, 2)),
     case("ZeroPadding2D-sides", {"type": "ZeroPadding2D", "padding": [[1, 0], [2, 3]]}, (3, 4, 2)),
+    # ---- Identity, Dot, UnitNormalization, GaussianDropout (inference: the identity)
+    case("Identity", {"type": "Identity"}, (3, 4)),
+    case("Dot-vectors", {"type": "Dot", "axes": 1}, (5,), (5,)),
+    case("Dot-matrices", {"type": "Dot", "axes": 2}, (3, 4), (5, 4)),
+    case("Dot-pair", {"type": "Dot", "axes": [1, 2]}, (3, 4), (2, 3)),
+    case("Dot-negative-normalize", {"type": "Dot", "axes": -1, "normalize": True}, (3, 4), (5, 4)),
+    case("UnitNormalization", {"type": "UnitNormalization"}, (3, 4)),
+    case("UnitNormalization-axes", {"type": "UnitNormalization", "axis": [1, 2]}, (3, 4)),
+    case("GaussianDropout-inference", {"type": "GaussianDropout", "rate": 0.4}, (3, 4)),
     # ---- 3-D: convolution and pooling over (depth, height, width, channels)
     case("Conv3D-valid", {"type": "Conv3D", "filters": 3, "kernel_size": 2}, (3, 4, 4, 2)),
     case(

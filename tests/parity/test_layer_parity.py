@@ -176,7 +176,8 @@ _WEIGHTLESS = (
     "GlobalMaxPooling1D GlobalMaxPooling2D GlobalAveragePooling1D GlobalAveragePooling2D Add "
     "Subtract Multiply Average Maximum Minimum Concatenate Activation ReLU LeakyReLU ELU Softmax "
     "Cropping1D Cropping2D Cropping3D ZeroPadding1D ZeroPadding3D UpSampling1D UpSampling3D "
-    "MaxPooling3D AveragePooling3D GlobalMaxPooling3D GlobalAveragePooling3D SpatialDropout3D"
+    "MaxPooling3D AveragePooling3D GlobalMaxPooling3D GlobalAveragePooling3D SpatialDropout3D "
+    "Identity Dot UnitNormalization GaussianDropout"
 ).split()
 
 WEIGHT_MAPPINGS: dict[str, Callable[[dict, _Tracked], KerasWeights]] = {

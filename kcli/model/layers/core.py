@@ -1,4 +1,4 @@
-"""Core layers: Dense (the worked example every other layer follows)."""
+"""Core layers: Dense (the worked example every other layer follows) and Identity."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from kcli.model.initializers import InitializerRef
-from kcli.model.layers.base import ActivatedLayer, Shape, require_known, require_rank
+from kcli.model.layers.base import ActivatedLayer, LayerSpec, Shape, require_known, require_rank
 from kcli.model.regularizers import RegularizerRef
 
 if TYPE_CHECKING:
@@ -43,3 +43,18 @@ class Dense(ActivatedLayer):
         if module.bias is not None:
             self.bias_initializer.fill_(module.bias, fan_in=in_features, fan_out=self.units)
         return module
+
+
+class Identity(LayerSpec):
+    """Passes its input on unchanged (Keras' Identity: a placeholder, or a named tap)."""
+
+    type: Literal["Identity"] = "Identity"
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from torch import nn
+
+        return nn.Identity()

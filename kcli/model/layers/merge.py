@@ -192,3 +192,53 @@ class Concatenate(LayerSpec):
 
 def _first_known(sizes: Iterable[int | None]) -> int | None:
     return next((d for d in sizes if d is not None), None)
+
+
+class Dot(LayerSpec):
+    """The dot product of two inputs along one axis of each, per sample (Keras' Dot).
+
+    `axes` counts the batch axis, as in Keras: for two (N, d) vectors `axes: 1` gives (N, 1);
+    for (N, T, d) and (N, S, d), `axes: 2` gives the (N, T, S) similarity matrix; a pair names
+    each input's axis; negative axes count from the end. `normalize` L2-normalizes both along
+    their axis first, so the result is the cosine similarity.
+    """
+
+    type: Literal["Dot"] = "Dot"
+    n_inputs: ClassVar[tuple[int, int | None]] = (2, 2)
+    axes: int | tuple[int, int] = Field(description="The axis of each input to contract.")
+    normalize: bool = Field(False, description="L2-normalize both inputs first (cosine).")
+
+    def axis_pair(self, input_shapes: list[Shape]) -> tuple[int, int]:
+        """Each input's axis, counted with the batch axis and made positive."""
+        ranks = [len(shape) + 1 for shape in input_shapes]
+        given = (self.axes, self.axes) if isinstance(self.axes, int) else self.axes
+        pair = tuple(
+            axis % rank if axis < 0 else axis for axis, rank in zip(given, ranks, strict=True)
+        )
+        for axis, rank in zip(pair, ranks, strict=True):
+            if not 1 <= axis < rank:
+                raise ShapeError(
+                    f"Dot: axes {self.axes} do not fit inputs {_list_shapes(input_shapes)} "
+                    "(axis 0 is the batch; axes count it)"
+                )
+        return pair  # type: ignore[return-value]
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        _require_count(self.type, self.n_inputs, input_shapes)
+        first, second = input_shapes
+        a1, a2 = self.axis_pair(input_shapes)
+        size1, size2 = first[a1 - 1], second[a2 - 1]
+        if size1 is not None and size2 is not None and size1 != size2:
+            raise ShapeError(
+                f"Dot: axis {a1} of the first input ({size1}) and axis {a2} of the second "
+                f"({size2}) must have the same size; inputs {_list_shapes(input_shapes)}"
+            )
+        rest = [d for i, d in enumerate(first) if i != a1 - 1]
+        rest += [d for i, d in enumerate(second) if i != a2 - 1]
+        return tuple(rest) if rest else (1,)
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.merge import DotModule
+
+        ranks = (len(input_shapes[0]) + 1, len(input_shapes[1]) + 1)
+        return DotModule(self.axis_pair(input_shapes), ranks, self.normalize)

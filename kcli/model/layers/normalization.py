@@ -170,3 +170,25 @@ class LayerNormalization(LayerSpec):
 
     def regularized_weights(self) -> dict[str, RegularizerSpec]:
         return _weight_regularizers(self)
+
+
+class UnitNormalization(LayerSpec):
+    """Scales each sample to unit L2 norm over `axis` (Keras': x * min(1/||x||, 1e12))."""
+
+    type: Literal["UnitNormalization"] = "UnitNormalization"
+    axis: int | list[int] = Field(-1, description="The axis (or axes) the norm is taken over.")
+
+    def _axes(self, shape: Shape) -> tuple[int, ...]:
+        axes = [self.axis] if isinstance(self.axis, int) else self.axis
+        return tuple(sorted({resolve_axis("UnitNormalization", a, shape) for a in axes}))
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        self._axes(shape)
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.merge import UnitNormalizationModule
+
+        (shape,) = input_shapes
+        return UnitNormalizationModule(self._axes(shape))

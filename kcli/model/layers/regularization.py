@@ -124,3 +124,21 @@ class GaussianNoise(LayerSpec):
         from kcli.model.nn.regularization import GaussianNoiseModule
 
         return GaussianNoiseModule(self.stddev, self.seed)
+
+
+class GaussianDropout(LayerSpec):
+    """Multiplies by Gaussian noise of mean 1 and stddev sqrt(rate / (1 - rate)) in training
+    (Keras'); the identity in inference."""
+
+    type: Literal["GaussianDropout"] = "GaussianDropout"
+    rate: float = _rate()
+    seed: int | None = _seed()
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.regularization import GaussianDropoutModule
+
+        return GaussianDropoutModule(self.rate, self.seed)

@@ -70,3 +70,17 @@ class GaussianNoiseModule(_Seeded):
             return x
         noise = torch.empty_like(x).normal_(0.0, self.stddev, generator=self.generator_for(x))
         return x + noise
+
+
+class GaussianDropoutModule(_Seeded):
+    """Multiplies by Gaussian noise of mean 1, stddev sqrt(rate / (1 - rate)) (training only)."""
+
+    def __init__(self, rate: float, seed: int | None) -> None:
+        super().__init__(seed)
+        self.stddev = (rate / (1.0 - rate)) ** 0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.stddev == 0:
+            return x
+        noise = torch.empty_like(x).normal_(1.0, self.stddev, generator=self.generator_for(x))
+        return x * noise

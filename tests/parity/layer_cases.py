@@ -91,6 +91,51 @@ LAYER_CASES: list[LayerCase] = [
     case("UnitNormalization", {"type": "UnitNormalization"}, (3, 4)),
     case("UnitNormalization-axes", {"type": "UnitNormalization", "axis": [1, 2]}, (3, 4)),
     case("GaussianDropout-inference", {"type": "GaussianDropout", "rate": 0.4}, (3, 4)),
+    # ---- transposed convolutions in 1-D and 3-D (Conv2DTranspose's rules per axis)
+    case(
+        "Conv1DTranspose-valid",
+        {"type": "Conv1DTranspose", "filters": 3, "kernel_size": 3, "strides": 2},
+        (5, 2),
+    ),
+    case(
+        "Conv1DTranspose-same-op",
+        {
+            "type": "Conv1DTranspose",
+            "filters": 2,
+            "kernel_size": 3,
+            "strides": 2,
+            "padding": "same",
+            "output_padding": 1,
+        },
+        (5, 3),
+    ),
+    case(
+        "Conv1DTranspose-same-k4",
+        {
+            "type": "Conv1DTranspose",
+            "filters": 2,
+            "kernel_size": 4,
+            "strides": 3,
+            "padding": "same",
+        },
+        (4, 2),
+    ),
+    case(
+        "Conv3DTranspose-valid",
+        {"type": "Conv3DTranspose", "filters": 2, "kernel_size": 2, "strides": 2},
+        (2, 3, 2, 2),
+    ),
+    case(
+        "Conv3DTranspose-same",
+        {
+            "type": "Conv3DTranspose",
+            "filters": 2,
+            "kernel_size": [3, 2, 3],
+            "strides": [2, 1, 2],
+            "padding": "same",
+        },
+        (2, 3, 3, 2),
+    ),
     # ---- 3-D: convolution and pooling over (depth, height, width, channels)
     case("Conv3D-valid", {"type": "Conv3D", "filters": 3, "kernel_size": 2}, (3, 4, 4, 2)),
     case(

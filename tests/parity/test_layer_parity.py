@@ -186,6 +186,8 @@ WEIGHT_MAPPINGS: dict[str, Callable[[dict, _Tracked], KerasWeights]] = {
     "Conv2D": _conv,
     "Conv2DTranspose": _conv,
     "Conv3D": _conv,
+    "Conv1DTranspose": _conv,
+    "Conv3DTranspose": _conv,
     "DepthwiseConv2D": _depthwise,
     "SeparableConv2D": _separable,
     "BatchNormalization": _named("gamma", "beta", "moving_mean", "moving_variance"),

@@ -94,12 +94,12 @@ class Conv2DTranspose(_FilterConv):
         return (*sizes, self.filters)
 
     def build(self, input_shapes: list[Shape]) -> nn.Module:
-        from kcli.model.nn.conv import Conv2DTransposeModule
+        from kcli.model.nn.conv import ConvTransposeND
 
         (shape,) = input_shapes
         channels = shape[-1]
         kernel = self.kernel_tuple()
-        module = Conv2DTransposeModule(
+        module = ConvTransposeND(
             channels,
             self.filters,
             kernel,
@@ -115,3 +115,23 @@ class Conv2DTranspose(_FilterConv):
         if module.bias is not None:
             self.bias_initializer.fill_(module.bias, fan_in=self.filters, fan_out=self.filters)
         return module
+
+
+class Conv1DTranspose(Conv2DTranspose):
+    """A transposed 1-D convolution (the adjoint of Conv1D) over (steps, channels): upsamples
+    the steps by `strides`, with Conv2DTranspose's output-size and padding rules per axis."""
+
+    type: Literal["Conv1DTranspose"] = "Conv1DTranspose"  # type: ignore[assignment]
+    aliases: ClassVar[tuple[str, ...]] = ("Convolution1DTranspose",)
+    rank: ClassVar[int] = 1
+    input_layout: ClassVar[str] = "a channels-last sequence (steps, channels)"
+
+
+class Conv3DTranspose(Conv2DTranspose):
+    """A transposed 3-D convolution (the adjoint of Conv3D) over (D, H, W, C) volumes, with
+    Conv2DTranspose's output-size and padding rules per axis."""
+
+    type: Literal["Conv3DTranspose"] = "Conv3DTranspose"  # type: ignore[assignment]
+    aliases: ClassVar[tuple[str, ...]] = ("Convolution3DTranspose",)
+    rank: ClassVar[int] = 3
+    input_layout: ClassVar[str] = "a channels-last volume (depth, height, width, channels)"

@@ -199,8 +199,8 @@ class SeparableConv2DModule(nn.Module):
         return to_channels_last(y)
 
 
-class Conv2DTransposeModule(nn.Module):
-    """Keras' Conv2DTranspose: the adjoint of a TF-padded strided conv, channels-last.
+class ConvTransposeND(nn.Module):
+    """Keras' Conv1D/2D/3DTranspose: the adjoint of a TF-padded strided conv, channels-last.
 
     The full transposed conv has (n-1)*s + (k-1)*d + 1 pixels per axis; Keras keeps a window of
     it, cropping `crop[i] = (before, after)` pixels (a negative `after` means extra zeros, which
@@ -213,11 +213,11 @@ class Conv2DTransposeModule(nn.Module):
         self,
         in_channels: int,
         filters: int,
-        kernel: tuple[int, int],
-        strides: tuple[int, int],
-        dilation: tuple[int, int],
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+        dilation: tuple[int, ...],
         use_bias: bool,
-        crop: tuple[tuple[int, int], tuple[int, int]],
+        crop: tuple[tuple[int, int], ...],
     ) -> None:
         super().__init__()
         self.strides, self.dilation = strides, dilation
@@ -227,9 +227,10 @@ class Conv2DTransposeModule(nn.Module):
         self.trim = tuple(max(after - before, 0) for before, after in crop)
         self.kernel = nn.Parameter(torch.empty(in_channels, filters, *kernel))
         self.bias = nn.Parameter(torch.empty(filters)) if use_bias else None
+        self.op = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[len(kernel)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.conv_transpose2d(
+        y = self.op(
             to_channels_first(x),
             self.kernel,
             self.bias,
@@ -239,7 +240,8 @@ class Conv2DTransposeModule(nn.Module):
             1,
             self.dilation,
         )
-        trim_h, trim_w = self.trim
-        if trim_h or trim_w:
-            y = y[:, :, : y.shape[2] - trim_h, : y.shape[3] - trim_w]
+        if any(self.trim):
+            index = [slice(None), slice(None)]
+            index += [slice(0, y.shape[2 + i] - t) for i, t in enumerate(self.trim)]
+            y = y[tuple(index)]
         return to_channels_last(y)

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from kcli.model.nn.conv import (
-    Conv2DTransposeModule,
     ConvND,
+    ConvTransposeND,
     DepthwiseConv2DModule,
     SeparableConv2DModule,
 )
@@ -69,7 +69,7 @@ def _gru_bias(module: nn.Module, t: torch.Tensor) -> torch.Tensor:
 KERAS_LAYOUTS: dict[type[nn.Module], dict[str, Rearrange]] = {
     DenseModule: {"kernel": _transposed},
     ConvND: {"kernel": _window_first},
-    Conv2DTransposeModule: {"kernel": _window_first},
+    ConvTransposeND: {"kernel": _window_first},
     DepthwiseConv2DModule: {"depthwise_kernel": _depthwise},
     SeparableConv2DModule: {"depthwise_kernel": _depthwise, "pointwise_kernel": _window_first},
     RecurrentModule: {"kernel": _transposed, "recurrent_kernel": _transposed},

@@ -81,3 +81,46 @@ def test_volume_layers_name_the_shape_they_need():
         spec({"type": "Conv3D", "filters": 2, "kernel_size": 2}).output_shape([(4, 4, 2)])
     with pytest.raises(ShapeError, match=r"MaxPooling3D expects a channels-last volume"):
         spec({"type": "MaxPooling3D"}).output_shape([(4, 4, 2)])
+
+
+def test_transposed_convs_in_1d_and_3d():
+    # Conv1DTranspose, x = [1, 10], kernel [1 2 3], stride 2: full [1, 2, 13, 20, 30]; "same"
+    # keeps n*s = 4 pixels, cutting (k-1) - min(ceil(3/2), 2) = 0 before: [1, 2, 13, 20].
+    layer = spec(
+        {
+            "type": "Conv1DTranspose",
+            "filters": 1,
+            "kernel_size": 3,
+            "strides": 2,
+            "padding": "same",
+            "use_bias": False,
+        }
+    )
+    module = layer.build([(2, 1)])
+    with torch.no_grad():
+        module.kernel.copy_(torch.tensor([1.0, 2.0, 3.0]).reshape(1, 1, 3))
+    assert layer.output_shape([(2, 1)]) == (4, 1)
+    out = module(torch.tensor([1.0, 10.0]).reshape(1, 2, 1))
+    assert out.flatten().tolist() == [1.0, 2.0, 13.0, 20.0]
+
+
+@pytest.mark.parametrize(
+    "data,shape,expected,params",
+    [
+        # Keras' transposed kernel (*k, F, C): k*F*C + F; valid: n*s + max(k - s, 0).
+        (
+            {"type": "Conv1DTranspose", "filters": 3, "kernel_size": 3, "strides": 2},
+            (5, 2),
+            (11, 3),
+            3 * 3 * 2 + 3,
+        ),
+        (
+            {"type": "Conv3DTranspose", "filters": 2, "kernel_size": 2, "strides": 2},
+            (2, 3, 2, 4),
+            (4, 6, 4, 2),
+            8 * 2 * 4 + 2,
+        ),
+    ],
+)
+def test_transposed_shapes_and_counts(check_layer, data, shape, expected, params):
+    check_layer(data, [shape], expected, (params, 0))

@@ -91,6 +91,8 @@ LAYER_CASES: list[LayerCase] = [
     case("UnitNormalization", {"type": "UnitNormalization"}, (3, 4)),
     case("UnitNormalization-axes", {"type": "UnitNormalization", "axis": [1, 2]}, (3, 4)),
     case("GaussianDropout-inference", {"type": "GaussianDropout", "rate": 0.4}, (3, 4)),
+    # its output is its input; the penalty it adds is tests/model/layers/test_dot_and_friends'
+    case("ActivityRegularization", {"type": "ActivityRegularization", "l1": 0.1}, (3, 4)),
     # ---- transposed convolutions in 1-D and 3-D (Conv2DTranspose's rules per axis)
     case(
         "Conv1DTranspose-valid",

@@ -177,7 +177,7 @@ _WEIGHTLESS = (
     "Subtract Multiply Average Maximum Minimum Concatenate Activation ReLU LeakyReLU ELU Softmax "
     "Cropping1D Cropping2D Cropping3D ZeroPadding1D ZeroPadding3D UpSampling1D UpSampling3D "
     "MaxPooling3D AveragePooling3D GlobalMaxPooling3D GlobalAveragePooling3D SpatialDropout3D "
-    "Identity Dot UnitNormalization GaussianDropout"
+    "Identity Dot UnitNormalization GaussianDropout ActivityRegularization"
 ).split()
 
 WEIGHT_MAPPINGS: dict[str, Callable[[dict, _Tracked], KerasWeights]] = {

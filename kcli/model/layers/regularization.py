@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from kcli.errors import ShapeError
 from kcli.model.layers.base import LayerSpec, Shape, format_shape, require_rank
+from kcli.model.regularizers import RegularizerSpec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -142,3 +143,36 @@ class GaussianDropout(LayerSpec):
         from kcli.model.nn.regularization import GaussianDropoutModule
 
         return GaussianDropoutModule(self.rate, self.seed)
+
+
+class ActivityRegularization(LayerSpec):
+    """Passes its input on and adds l1 * sum|x| + l2 * sum(x**2), divided by the batch size as
+    Keras 3 divides activity penalties, to the training loss (Keras' ActivityRegularization:
+    the same as an `activity_regularizer` on the layer before)."""
+
+    type: Literal["ActivityRegularization"] = "ActivityRegularization"
+    l1: float = Field(0.0, ge=0, description="The L1 factor.")
+    l2: float = Field(0.0, ge=0, description="The L2 factor.")
+
+    @model_validator(mode="after")
+    def _as_activity_regularizer(self):
+        # The penalty is the graph's activity regularizer of this layer; a resolved recipe
+        # writes it back, so the same value is accepted, another one is not.
+        wanted = RegularizerSpec(l1=self.l1, l2=self.l2) if (self.l1 or self.l2) else None
+        given = self.activity_regularizer
+        if given is not None and given != wanted:
+            raise ValueError(
+                "ActivityRegularization's penalty is its l1 and l2: give those, not an "
+                "activity_regularizer"
+            )
+        object.__setattr__(self, "activity_regularizer", wanted)  # specs are frozen
+        return self
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from torch import nn
+
+        return nn.Identity()

@@ -1,4 +1,5 @@
-"""Identity, Dot, UnitNormalization and GaussianDropout: shapes, values by hand, noise statistics.
+"""Identity, Dot, UnitNormalization, GaussianDropout, ActivityRegularization: shapes, values by
+hand, noise statistics, the penalty.
 
 (tests/parity compares the same layers with Keras itself.)
 """
@@ -60,3 +61,25 @@ def test_gaussian_dropout_noise_in_training_only():
     assert noisy.std().item() == pytest.approx(0.5, abs=0.01)
     again = layer.build([(100_000,)]).train()
     assert torch.equal(again(x), noisy)  # seeded: the same noise
+
+
+def test_activity_regularization_adds_keras_penalty(tmp_path):
+    # The output is the input; the training pass adds (l1 * sum|x| + l2 * sum(x**2)) / batch
+    # (Keras 3 divides activity penalties by the batch size) for the values reaching it.
+    from kcli.recipe.load import load_recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "data: {source: sklearn:iris}\n"
+        "model:\n  input_shape: [2]\n  layers:\n"
+        "    - {type: ActivityRegularization, l1: 0.5, l2: 0.25}\n"
+        "    - {type: Dense, units: 3, activation: softmax}\n"
+        "compile: {loss: sparse_categorical_crossentropy}\n"
+    )
+    model = load_recipe(recipe).build_model().model
+    x = torch.tensor([[1.0, -2.0], [3.0, 0.0]])
+    _, _, activity = model.forward_train(x)
+    # |x| sums to 6, x**2 to 14: (0.5 * 6 + 0.25 * 14) / 2 = 3.25
+    assert activity.item() == pytest.approx(3.25)
+    with pytest.raises(ValueError, match="give those, not an activity_regularizer"):
+        spec({"type": "ActivityRegularization", "l1": 0.1, "activity_regularizer": {"l2": 1.0}})

@@ -64,6 +64,7 @@ class Trainer:
     validates_after: Callable[[int], bool] = lambda epoch: True  # Keras' validation_freq
     initial_epoch: int = 0  # the first epoch this run trains (Keras' initial_epoch)
     validated: bool = False  # whether the epoch that just ended ran validation
+    _noted_short_epoch: bool = False  # said once that an epoch ended with its pass
     stop_training: bool = False
     interrupt_requested: bool = False
     epochs_done: int = 0
@@ -275,7 +276,7 @@ class Trainer:
         return self._logs(accumulator, self.train_metrics, reduce=True), done
 
     def _note_short_epoch(self, epoch: int, window: Any, batches_per_pass: int) -> None:
-        if not getattr(self, "_noted_short_epoch", False):
+        if not self._noted_short_epoch:
             self._noted_short_epoch = True
             self.log(
                 f"epoch {epoch + 1} trains {window.steps} of steps_per_epoch "

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import inspect
 import re
 import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +172,8 @@ def _module_file(module: Any) -> Path | None:
 
 
 def _import_failure(name: str, path: Path | None, error: BaseException, loc: tuple) -> KcliError:
+    import traceback
+
     from kcli.data.user_code import describe_failure, user_traceback
 
     where = str(path) if path else name
@@ -228,6 +228,8 @@ def _incomplete_specs(plugin: Plugin) -> list[Problem]:
 
 
 def _source_of(cls: type) -> tuple[str | None, int | None]:
+    import inspect  # only for a spec that is refused: every recipe load imports this module
+
     try:
         return inspect.getsourcefile(cls), inspect.getsourcelines(cls)[1]
     except (OSError, TypeError):

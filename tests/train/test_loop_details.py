@@ -26,28 +26,36 @@ FROZEN_RECIPE = TINY_RECIPE.replace(
 ).replace("    - {type: Dropout, rate: 0.1}\n", "")
 
 
-def test_logged_loss_is_the_sample_mean_plus_the_l2_penalty(write_recipe, train):
-    # With a zero learning rate the weights never move, so the epoch's logged loss must be
-    # Keras' number for those weights: mean crossentropy over the train samples + 0.001*sum(w^2).
+def frozen_run(recipe_path: Path, run_dir: Path):
+    """A frozen run's weights, and its train split through them: (weights, logits, labels)."""
     from kcli.data import load_data
     from kcli.recipe.load import load_recipe
 
-    recipe_path = write_recipe(FROZEN_RECIPE)
-    result, document = train(recipe_path, "fit.epochs=1")
-    assert result.exit_code == 0, result.output
-    run_dir = Path(document["run_dir"])
     weights = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
     recipe = load_recipe(recipe_path).recipe
     train_split = load_data(recipe.data, recipe_path.parent, recipe.seed).train
     x = torch.from_numpy(np.asarray(train_split.x, dtype=np.float32))
     y = torch.from_numpy(np.asarray(train_split.y)).long()
     hidden = torch.relu(x @ weights["dense.kernel"].T + weights["dense.bias"])
-    logits = hidden @ weights["dense_1.kernel"].T + weights["dense_1.bias"]
+    return weights, hidden @ weights["dense_1.kernel"].T + weights["dense_1.bias"], y
+
+
+def first_row(run_dir: Path) -> dict[str, str]:
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    return dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
+
+
+def test_logged_loss_is_the_sample_mean_plus_the_l2_penalty(write_recipe, train):
+    # With a zero learning rate the weights never move, so the epoch's logged loss must be
+    # Keras' number for those weights: mean crossentropy over the train samples + 0.001*sum(w^2).
+    recipe_path = write_recipe(FROZEN_RECIPE)
+    result, document = train(recipe_path, "fit.epochs=1")
+    assert result.exit_code == 0, result.output
+    run_dir = Path(document["run_dir"])
+    weights, logits, y = frozen_run(recipe_path, run_dir)
     crossentropy = torch.nn.functional.cross_entropy(logits.double(), y)
     penalty = 0.001 * weights["dense.kernel"].double().square().sum()
-    row = (run_dir / "metrics.csv").read_text().splitlines()
-    header, values = row[0].split(","), row[1].split(",")
-    logged = dict(zip(header, values, strict=True))
+    logged = first_row(run_dir)
     assert abs(float(logged["loss"]) - float(crossentropy + penalty)) < 1e-5
     assert abs(float(logged["regularization"]) - float(penalty)) < 1e-6
     # Training accuracy reads the logits (the softmax is skipped: it keeps the order), and
@@ -92,9 +100,6 @@ def test_order_only_metrics_skip_the_softmax_and_others_keep_it(tmp_path):
 def test_class_weights_weight_only_the_weighted_metrics(write_recipe, train):
     # Keras weights the loss and `weighted_metrics` by the class weights, never `metrics`.
     # Frozen weights (learning rate 0, no dropout) let the test recompute both accuracies.
-    from kcli.data import load_data
-    from kcli.recipe.load import load_recipe
-
     text = FROZEN_RECIPE.replace(
         "  metrics: [accuracy]\n", "  metrics: [accuracy]\n  weighted_metrics: [accuracy]\n"
     ).replace("  epochs: 4\n", "  epochs: 4\n  class_weight: {0: 1.0, 1: 6.0, 2: 0.25}\n")
@@ -102,17 +107,10 @@ def test_class_weights_weight_only_the_weighted_metrics(write_recipe, train):
     result, document = train(recipe_path, "fit.epochs=1")
     assert result.exit_code == 0, result.output
     run_dir = Path(document["run_dir"])
-    weights = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
-    recipe = load_recipe(recipe_path).recipe
-    train_split = load_data(recipe.data, recipe_path.parent, recipe.seed).train
-    x = torch.from_numpy(np.asarray(train_split.x, dtype=np.float32))
-    y = torch.from_numpy(np.asarray(train_split.y)).long()
-    hidden = torch.relu(x @ weights["dense.kernel"].T + weights["dense.bias"])
-    logits = hidden @ weights["dense_1.kernel"].T + weights["dense_1.bias"]
+    _, logits, y = frozen_run(recipe_path, run_dir)
     correct = (logits.argmax(1) == y).double()
     class_weight = torch.tensor([1.0, 6.0, 0.25], dtype=torch.float64)[y]
-    lines = (run_dir / "metrics.csv").read_text().splitlines()
-    logged = dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
+    logged = first_row(run_dir)
     # The unweighted metric keeps its name; the weighted one of the same name is
     # `weighted_accuracy`, as Keras logs it, and both exist for validation too.
     assert float(logged["accuracy"]) == pytest.approx(float(correct.mean()), abs=1e-6)

@@ -52,6 +52,12 @@ class _Edges(LayerSpec):
     rank: ClassVar[int] = 1
     field_name: ClassVar[str] = "cropping"
 
+    @field_validator("cropping", "padding", check_fields=False)
+    @classmethod
+    def _form(cls, value: Amount) -> Amount:
+        pairs(value, cls.rank, cls.field_name)  # one of Keras' forms, for this layer's rank
+        return value
+
     def amounts(self) -> tuple[tuple[int, int], ...]:
         return pairs(getattr(self, self.field_name), self.rank, self.field_name)
 
@@ -88,12 +94,6 @@ class Cropping1D(_Cropping):
     type: Literal["Cropping1D"] = "Cropping1D"
     cropping: Amount = Field([1, 1], description="int, or [start, end].")
 
-    @field_validator("cropping")
-    @classmethod
-    def _form(cls, value: Amount) -> Amount:
-        pairs(value, 1, "cropping")
-        return value
-
 
 class Cropping2D(_Cropping):
     """Removes rows and columns from the edges of an (H, W, C) image."""
@@ -104,12 +104,6 @@ class Cropping2D(_Cropping):
         [[0, 0], [0, 0]], description="int, [rows, cols] or [[top, bottom], [left, right]]."
     )
 
-    @field_validator("cropping")
-    @classmethod
-    def _form(cls, value: Amount) -> Amount:
-        pairs(value, 2, "cropping")
-        return value
-
 
 class Cropping3D(_Cropping):
     """Removes slices from the edges of each axis of a (D, H, W, C) volume."""
@@ -119,12 +113,6 @@ class Cropping3D(_Cropping):
     cropping: Amount = Field(
         [[1, 1], [1, 1], [1, 1]], description="int, 3 ints, or 3 [before, after] pairs."
     )
-
-    @field_validator("cropping")
-    @classmethod
-    def _form(cls, value: Amount) -> Amount:
-        pairs(value, 3, "cropping")
-        return value
 
 
 class _ZeroPadding(_Edges):
@@ -152,12 +140,6 @@ class ZeroPadding1D(_ZeroPadding):
     type: Literal["ZeroPadding1D"] = "ZeroPadding1D"
     padding: Amount = Field(1, description="int, or [start, end].")
 
-    @field_validator("padding")
-    @classmethod
-    def _form(cls, value: Amount) -> Amount:
-        pairs(value, 1, "padding")
-        return value
-
 
 class ZeroPadding3D(_ZeroPadding):
     """Adds zero slices around each axis of a (D, H, W, C) volume."""
@@ -167,12 +149,6 @@ class ZeroPadding3D(_ZeroPadding):
     padding: Amount = Field(
         [[1, 1], [1, 1], [1, 1]], description="int, 3 ints, or 3 [before, after] pairs."
     )
-
-    @field_validator("padding")
-    @classmethod
-    def _form(cls, value: Amount) -> Amount:
-        pairs(value, 3, "padding")
-        return value
 
 
 class _Repeat(LayerSpec):

@@ -1,4 +1,4 @@
-"""The benchmark's four cases: the arrays, and the same model as a kcli recipe, a hand-written
+"""The benchmark's five cases: the arrays, and the same model as a kcli recipe, a hand-written
 torch module and a Keras 3 model.
 
 Every variant trains on the very same NumPy arrays (made once per case, seeded). Sizes come in
@@ -29,6 +29,8 @@ class Case:
     n_classes: int
     learning_rate: float = 1e-3
     notes: list[str] = field(default_factory=list)
+    # The sizes a hand-written model of a graph case is built from (the transformer's).
+    sizes: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_train(self) -> int:
@@ -180,7 +182,78 @@ def lstm(scale: str) -> Case:
     )
 
 
-CASES = {"mlp_digits": mlp_digits, "mlp_compute": mlp_compute, "cnn": cnn, "lstm": lstm}
+def encoder_layers(vocab: int, d_model: int, heads: int, ff: int, blocks: int, n_classes: int):
+    """A transformer encoder as kcli recipe layers (a graph: each block's residuals by name):
+    Embedding, then per block MultiHeadAttention (self-attention) + Add + LayerNormalization and
+    Dense(ff, relu) - Dense(d_model) + Add + LayerNormalization; GlobalAveragePooling1D and a
+    softmax Dense."""
+    layers: list[dict[str, Any]] = [
+        {"name": "embed", "type": "Embedding", "input_dim": vocab, "output_dim": d_model}
+    ]
+    previous = "embed"
+    for b in range(blocks):
+        layers += [
+            {
+                "name": f"attention_{b}",
+                "type": "MultiHeadAttention",
+                "num_heads": heads,
+                "key_dim": d_model // heads,
+                "inputs": previous,
+            },
+            {"name": f"attention_add_{b}", "type": "Add", "inputs": [previous, f"attention_{b}"]},
+            {"name": f"attention_norm_{b}", "type": "LayerNormalization"},
+            {"name": f"ff_hidden_{b}", "type": "Dense", "units": ff, "activation": "relu"},
+            {"name": f"ff_out_{b}", "type": "Dense", "units": d_model},
+            {
+                "name": f"ff_add_{b}",
+                "type": "Add",
+                "inputs": [f"attention_norm_{b}", f"ff_out_{b}"],
+            },
+            {"name": f"ff_norm_{b}", "type": "LayerNormalization"},
+        ]
+        previous = f"ff_norm_{b}"
+    layers += [
+        {"name": "pool", "type": "GlobalAveragePooling1D"},
+        {"name": "probs", "type": "Dense", "units": n_classes, "activation": "softmax"},
+    ]
+    return layers
+
+
+def transformer(scale: str) -> Case:
+    """Transformer encoder on synthetic token sequences of 128: 2 MultiHeadAttention blocks."""
+    n = 64 if scale == "smoke" else 2_000
+    length, vocab, n_classes = 128, 1_000, 4
+    sizes = {"vocab": vocab, "d_model": 64, "heads": 4, "ff": 128, "blocks": 2}
+    rng = np.random.default_rng(4)
+    x = rng.integers(1, vocab, (n + n // 5, length), dtype=np.int64)
+    counts = np.zeros((len(x), vocab), dtype=np.float32)  # learnable labels: a bag of words
+    np.add.at(counts, (np.arange(len(x))[:, None], x), 1.0)
+    y = _labels_from_projection(counts, n_classes, rng)
+    x, y, xv, yv = _split(x, y, n // 5, rng)
+    layers = encoder_layers(n_classes=n_classes, **sizes)
+    return Case(
+        "transformer",
+        f"transformer encoder, 2 MultiHeadAttention blocks, {n} sequences of 128, batch 32",
+        x,
+        y,
+        xv,
+        yv,
+        32,
+        layers,
+        [length],
+        n_classes,
+        notes=["token ids (int64); d_model 64, 4 heads of 16, feed-forward 128"],
+        sizes=sizes,
+    )
+
+
+CASES = {
+    "mlp_digits": mlp_digits,
+    "mlp_compute": mlp_compute,
+    "cnn": cnn,
+    "lstm": lstm,
+    "transformer": transformer,
+}
 
 
 def make_case(name: str, scale: str, **kwargs: Any) -> Case:

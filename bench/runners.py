@@ -108,8 +108,60 @@ class LastState(nn.Module):
         return self.lstm(x)[1][0][-1]
 
 
+class SelfAttention(nn.Module):
+    """Multi-head self-attention as one writes it by hand: q, k, v and output nn.Linear, the
+    heads split with views, F.scaled_dot_product_attention (torch's fused kernels)."""
+
+    def __init__(self, d_model: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.out = (nn.Linear(d_model, d_model) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, d = x.shape
+        q, k, v = (
+            proj(x).view(n, t, self.heads, d // self.heads).transpose(1, 2)
+            for proj in (self.q, self.k, self.v)
+        )
+        context = F.scaled_dot_product_attention(q, k, v)
+        return self.out(context.transpose(1, 2).reshape(n, t, d))
+
+
+class EncoderBlock(nn.Module):
+    """Post-norm transformer block: x + attention, LayerNorm, + feed-forward, LayerNorm (Keras'
+    LayerNormalization epsilon 1e-3)."""
+
+    def __init__(self, d_model: int, heads: int, ff: int) -> None:
+        super().__init__()
+        self.attention = SelfAttention(d_model, heads)
+        self.norm1 = nn.LayerNorm(d_model, eps=1e-3)
+        self.ff = nn.Sequential(nn.Linear(d_model, ff), nn.ReLU(), nn.Linear(ff, d_model))
+        self.norm2 = nn.LayerNorm(d_model, eps=1e-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x + self.attention(x))
+        return self.norm2(x + self.ff(x))
+
+
+class Encoder(nn.Module):
+    """Embedding, the blocks, the mean over the steps, logits."""
+
+    def __init__(
+        self, vocab: int, d_model: int, heads: int, ff: int, blocks: int, n_classes: int
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d_model)
+        self.blocks = nn.Sequential(*(EncoderBlock(d_model, heads, ff) for _ in range(blocks)))
+        self.head = nn.Linear(d_model, n_classes)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.embed(ids)).mean(dim=1))
+
+
 def hand_model(case: Case) -> nn.Module:
     """The case's architecture written with torch.nn (NCHW for images, logits out)."""
+    if case.name == "transformer":
+        return Encoder(**case.sizes, n_classes=case.n_classes)
     modules: list[nn.Module] = []
     shape = list(case.input_shape)
     if len(shape) == 3:  # images: torch's usual layout, converted once with the arrays
@@ -214,17 +266,43 @@ class KerasRunner:
     def model(self):
         import keras
 
-        layers = [keras.Input(tuple(self.case.input_shape))]
-        for layer in self.case.layers:
-            args = {k: v for k, v in layer.items() if k != "type"}
-            layers.append(getattr(keras.layers, layer["type"])(**args))
-        model = keras.Sequential(layers)
+        if any("inputs" in layer for layer in self.case.layers):
+            model = self.functional()
+        else:
+            layers = [keras.Input(tuple(self.case.input_shape))]
+            for layer in self.case.layers:
+                args = {k: v for k, v in layer.items() if k != "type"}
+                layers.append(getattr(keras.layers, layer["type"])(**args))
+            model = keras.Sequential(layers)
         model.compile(
             optimizer=keras.optimizers.Adam(self.case.learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
         return model
+
+    def functional(self):
+        """The recipe's graph as a Keras functional model: each layer called on the layers its
+        `inputs` names (default: the one before), MultiHeadAttention on (x, x)."""
+        import keras
+
+        dtype = "int64" if self.case.x.dtype.kind in "iu" else "float32"
+        inp = keras.Input(tuple(self.case.input_shape), dtype=dtype)
+        outputs, previous = {"input": inp}, inp
+        for layer in self.case.layers:
+            args = {k: v for k, v in layer.items() if k not in ("type", "inputs")}
+            keras_layer = getattr(keras.layers, layer["type"])(**args)
+            sources = layer.get("inputs")
+            if sources is None:
+                previous = keras_layer(previous)
+            elif isinstance(sources, str) and layer["type"] == "MultiHeadAttention":
+                previous = keras_layer(outputs[sources], outputs[sources])  # self-attention
+            elif isinstance(sources, str):
+                previous = keras_layer(outputs[sources])
+            else:
+                previous = keras_layer([outputs[name] for name in sources])
+            outputs[layer["name"]] = previous
+        return keras.Model(inp, previous)
 
     def train(self, epochs: int) -> list[float]:
         import keras

@@ -1,4 +1,4 @@
-"""kcli's training loop against a hand-written PyTorch loop and Keras 3, on four cases.
+"""kcli's training loop against a hand-written PyTorch loop and Keras 3, on five cases.
 
     python bench/train_speed.py                 # the full run (~10 min on 2 cores): RESULTS.md
     python bench/train_speed.py --smoke --out /tmp/r.md   # tiny sizes, one round (CI)

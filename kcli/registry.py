@@ -50,7 +50,7 @@ class Spec(BaseModel):
         # so the message can say "did you mean". The loader turns ctx['keys'] into one problem
         # per key, located at the key itself.
         if isinstance(data, dict):
-            known = set(cls.model_fields)
+            known = recipe_keys(cls)
             unknown = [k for k in data if k not in known]
             if unknown:
                 pointers = {k: cls.keras_pointers[k] for k in unknown if k in cls.keras_pointers}
@@ -60,6 +60,12 @@ class Spec(BaseModel):
                     {"keys": unknown, "known": sorted(known), "pointers": pointers},
                 )
         return data
+
+
+def recipe_keys(cls: type[BaseModel]) -> set[str]:
+    """The keys a recipe writes for `cls`'s fields: a field's alias where it has one (a Keras
+    argument whose name the class needs for a method, as `output_shape` on a layer)."""
+    return {field.alias or name for name, field in cls.model_fields.items()}
 
 
 class Registry:

@@ -6,6 +6,7 @@ import path) and calls NAME with the recipe's `params:`, plus `seed` (the recipe
 freshly drawn (x, y) batches, so the model never sees the same point twice; `spirals` returns one
 fixed (x, y) pair, for the validation and test sources. `reversal_pairs` is the seq2seq
 task: two inputs (the encoder's sequence, the decoder's teacher-forced one) and per-step labels.
+`digits_with_ink` gives two targets per image, for recipes/multi_output.yaml.
 """
 
 from __future__ import annotations
@@ -57,3 +58,19 @@ def reversal_pairs(
     one_hot = np.eye(vocab, dtype=np.float32)
     x = {"encoder_in": one_hot[source], "decoder_in": one_hot[shifted]}
     return x, np.ascontiguousarray(target)
+
+
+def digits_with_ink(seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """scikit-learn's 8x8 digits with two targets each, for a model of two outputs.
+
+    x: the images scaled to [0, 1], (n, 8, 8, 1). y: `digit`, the class (0-9), and `ink`, how
+    many of the 64 pixels' worth of full brightness the image holds (its summed brightness, about
+    15 to 45: a number a regression head learns).
+    `seed` is unused: the data set is fixed.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[..., None]
+    ink = images.sum(axis=(1, 2, 3)).astype(np.float32)
+    return images, {"digit": digits.target.astype(np.int64), "ink": ink[:, None]}

@@ -28,11 +28,11 @@ def test_smoke_run_writes_the_table(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     text = out.read_text()
     assert "| case | kcli | hand | keras | kcli/hand |" in text
-    for title in ("small MLP", "compute-bound MLP", "small CNN", "LSTM(64)"):
+    for title in ("small MLP", "compute-bound MLP", "small CNN", "LSTM(64)", "transformer"):
         assert title in text
     assert "## Targets (issue 7)" in text and "## Machine and versions" in text
     results = json.loads(out.with_suffix(".json").read_text())
-    assert set(results["cases"]) == {"mlp_digits", "mlp_compute", "cnn", "lstm"}
+    assert set(results["cases"]) == {"mlp_digits", "mlp_compute", "cnn", "lstm", "transformer"}
     for entry in results["cases"].values():
         # one round of 2 epochs, the first dropped: one steady epoch per variant
         assert entry["times"]["kcli"]["n"] == 1 and entry["times"]["hand"]["n"] == 1

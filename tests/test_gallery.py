@@ -76,6 +76,11 @@ def test_gallery_has_every_recipe_the_issue_asks_for():
         "fruit_csv",
         "generator",
         "compare",
+        "transformer_text",
+        "augmented_images",
+        "multi_output",
+        "seq2seq",
+        "plugin",
     }
     assert expected <= set(IDS)
 

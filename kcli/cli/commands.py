@@ -158,6 +158,10 @@ def summarize(
     target: Annotated[str, typer.Argument(help="A recipe file, or a run (folder or name).")],
     overrides: Overrides = None,
     runs_dir: RunsDir = Path("runs"),
+    expand: Annotated[
+        bool,
+        typer.Option("--expand", help="Each sub-model's layers below its row (expand_nested)."),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """The model as Keras' model.summary() shows it."""
@@ -167,11 +171,11 @@ def summarize(
     merged, overrides = split_overrides(overrides or [])
     summary = summarize_recipe(target, overrides, runs_dir, merged)
     if as_json:
-        print_json(summary.to_json())
+        print_json(summary.to_json(expand=expand))
     else:
         from kcli.model.summary import render_summary
 
-        print(render_summary(summary), end="")
+        print(render_summary(summary, expand=expand), end="")
 
 
 @app.command(name="eval")

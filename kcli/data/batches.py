@@ -38,6 +38,29 @@ def _default_y_dtype(y: np.ndarray) -> torch.dtype:
     return torch.long if y.dtype.kind in "iu" else torch.float32
 
 
+def _targets(y: Any, device: torch.device, y_dtype: Any) -> Any:
+    """y on the device: an array, or a mapping output -> array (several outputs), where
+    `y_dtype` may be one dtype or a mapping output -> dtype."""
+    if y is None:
+        return None
+    if isinstance(y, dict):
+        dtypes = y_dtype if isinstance(y_dtype, dict) else {}
+        return {
+            name: _tensor(values, device, dtypes.get(name) or _default_y_dtype(values))
+            for name, values in y.items()
+        }
+    return _tensor(y, device, y_dtype or _default_y_dtype(y))
+
+
+def _weights(w: Any, device: torch.device) -> Any:
+    """Sample weights on the device: one array, or a mapping output -> array."""
+    if w is None:
+        return None
+    if isinstance(w, dict):
+        return {name: _tensor(values, device, torch.float32) for name, values in w.items()}
+    return _tensor(w, device, torch.float32)
+
+
 def _on_device(x: Any, device: torch.device) -> Any:
     if isinstance(x, dict):
         return {name: _tensor(values, device) for name, values in x.items()}
@@ -62,8 +85,8 @@ class InMemoryBatches:
     def __init__(
         self,
         x: Any,
-        y: np.ndarray | None,
-        sample_weight: np.ndarray | None = None,
+        y: Any,
+        sample_weight: Any = None,
         batch_size: int = 32,
         shuffle: bool = True,
         seed: int = 0,
@@ -72,17 +95,15 @@ class InMemoryBatches:
         world_size: int = 1,
         drop_last: bool = False,
         *,
-        y_dtype: torch.dtype | None = None,
+        y_dtype: Any = None,  # one torch dtype, or a mapping output -> dtype
     ) -> None:
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"bad batching: batch_size={batch_size}, rank {rank}/{world_size}")
         self.device = torch.device(device)
         self.n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
         self.x = _on_device(x, self.device)
-        self.y = None if y is None else _tensor(y, self.device, y_dtype or _default_y_dtype(y))
-        self.w = (
-            None if sample_weight is None else _tensor(sample_weight, self.device, torch.float32)
-        )
+        self.y = _targets(y, self.device, y_dtype)
+        self.w = _weights(sample_weight, self.device)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.rank, self.world_size = rank, world_size
@@ -166,13 +187,13 @@ class InMemoryBatches:
         )
 
     def _batch_slice(self, start: int, stop: int) -> tuple[Any, Any, Any]:
-        y = None if self.y is None else self.y[start:stop]
-        w = None if self.w is None else self.w[start:stop]
+        y = None if self.y is None else _slice(self.y, start, stop)
+        w = None if self.w is None else _slice(self.w, start, stop)
         return _slice(self.x, start, stop), y, w
 
     def _batch_at(self, index: torch.Tensor) -> tuple[Any, Any, Any]:
-        y = None if self.y is None else self.y.index_select(0, index)
-        w = None if self.w is None else self.w.index_select(0, index)
+        y = None if self.y is None else _take(self.y, index)
+        w = None if self.w is None else _take(self.w, index)
         return _take(self.x, index), y, w
 
     def state_dict(self) -> dict[str, Any]:
@@ -226,6 +247,8 @@ class StreamBatches:
             if len(group) == self.world_size:
                 x, y, w = group[self.rank]
                 group = []
-                y_dtype = self.y_dtype or _default_y_dtype(y)
-                weight = None if w is None else _tensor(w, self.device, torch.float32)
-                yield _on_device(x, self.device), _tensor(y, self.device, y_dtype), weight
+                yield (
+                    _on_device(x, self.device),
+                    _targets(y, self.device, self.y_dtype),
+                    _weights(w, self.device),
+                )

@@ -15,23 +15,42 @@ from pathlib import Path
 import numpy as np
 
 from kcli.data.raw import RawData
+from kcli.data.several import by_output, single_or_mapping, weight_names
 from kcli.data.spec import SourceSpec
 from kcli.errors import KcliError, Loc
 
 _FIRST_DATA_LINE = 2  # line 1 is the header
 
 
-def read_csv(spec: SourceSpec, path: Path, loc: Loc, require_y: bool = True) -> RawData:
-    """The feature columns and the target of a CSV file as `RawData` (x: column -> values)."""
+def read_csv(
+    spec: SourceSpec,
+    path: Path,
+    loc: Loc,
+    require_y: bool = True,
+    outputs: list[str] | None = None,
+) -> RawData:
+    """The feature columns and the target(s) of a CSV file as `RawData` (x: column -> values).
+
+    With several model `outputs`, `target` names one column per output and y is a mapping
+    output -> column values (kcli.data.several)."""
     header, rows = _read_rows(path, loc)
     columns = {name: i for i, name in enumerate(header)}
     available = ", ".join(header)
-    target = spec.target
-    if target is not None and target not in columns and require_y:
-        raise KcliError(
-            f"{path} has no column '{target}' (columns: {available})", loc=(*loc, "target")
-        )
-    features = spec.features or [c for c in header if c != target]
+    targets = by_output(spec.target, outputs, (*loc, "target"), "target column")
+    target_columns = {"": spec.target} if targets is None and spec.target else targets or {}
+    for output, column in target_columns.items():
+        if column not in columns and require_y:
+            place = (*loc, "target", output) if isinstance(spec.target, dict) else (*loc, "target")
+            raise KcliError(f"{path} has no column '{column}' (columns: {available})", loc=place)
+    weight_columns = weight_names(spec.sample_weight, outputs, (*loc, "sample_weight"))
+    for column in weight_columns.values():
+        if column not in columns:
+            raise KcliError(
+                f"{path} has no column '{column}' (columns: {available})",
+                loc=(*loc, "sample_weight"),
+            )
+    not_features = {*target_columns.values(), *weight_columns.values()}
+    features = spec.features or [c for c in header if c not in not_features]
     for key, names in (("features", spec.features or []), ("categorical", spec.categorical)):
         missing = [c for c in names if c not in columns]
         if missing:
@@ -40,7 +59,8 @@ def read_csv(spec: SourceSpec, path: Path, loc: Loc, require_y: bool = True) -> 
                 loc=(*loc, key),
             )
     if not features:
-        raise KcliError(f"{path} has no feature columns besides '{target}'", loc=(*loc, "target"))
+        shown = ", ".join(f"'{c}'" for c in sorted(not_features))
+        raise KcliError(f"{path} has no feature columns besides {shown}", loc=(*loc, "target"))
     x = {}
     for name in features:
         values = [row[columns[name]] for row in rows]
@@ -48,9 +68,20 @@ def read_csv(spec: SourceSpec, path: Path, loc: Loc, require_y: bool = True) -> 
             x[name] = np.array(values, dtype=object)
         else:
             x[name] = _numeric_column(values, name, path, (*loc, "source"))
-    y = None
-    if target is not None and target in columns:
-        y = _target_column([row[columns[target]] for row in rows], target, path, loc)
+    found = {
+        output: _target_column([row[columns[c]] for row in rows], c, path, loc)
+        for output, c in target_columns.items()
+        if c in columns
+    }
+    y = single_or_mapping(found)
+    sample_weight = single_or_mapping(
+        {
+            output: _numeric_column(
+                [row[columns[c]] for row in rows], c, path, (*loc, "sample_weight")
+            ).astype(np.float32)
+            for output, c in weight_columns.items()
+        }
+    )
     return RawData(
         x,
         y,
@@ -59,6 +90,7 @@ def read_csv(spec: SourceSpec, path: Path, loc: Loc, require_y: bool = True) -> 
         columns=features,
         categorical=list(spec.categorical),
         first_line=_FIRST_DATA_LINE,
+        sample_weight=sample_weight,
     )
 
 

@@ -17,12 +17,14 @@ from kcli.data.streams import load_stream
 from kcli.errors import KcliError
 
 
-def _read_extra(spec: DataSpec, base_dir: Path, seed: int) -> dict[str, Any]:
+def _read_extra(
+    spec: DataSpec, base_dir: Path, seed: int, outputs: list[str] | None
+) -> dict[str, Any]:
     extra = {}
     for name in ("validation", "test"):
         nested = getattr(spec, name)
         if nested is not None:
-            found = read_source(nested, base_dir, seed, ("data", name))
+            found = read_source(nested, base_dir, seed, ("data", name), outputs=outputs)
             if isinstance(found, dict):
                 raise KcliError(
                     f"{nested.source} returns a dict of splits; a {name}: source must give (x, y)",
@@ -32,15 +34,18 @@ def _read_extra(spec: DataSpec, base_dir: Path, seed: int) -> dict[str, Any]:
     return extra
 
 
-def load_data(spec: DataSpec, base_dir: Path, seed: int) -> Splits:
+def load_data(
+    spec: DataSpec, base_dir: Path, seed: int, outputs: list[str] | None = None
+) -> Splits:
     """Read, split, fit preprocessing on train, transform every split, describe the target.
 
     Relative paths resolve against `base_dir` (the recipe's folder), which is also put on the
-    import path of a `python:` source: such a recipe runs the user's code.
+    import path of a `python:` source: such a recipe runs the user's code. `outputs` are the
+    model's output names (log names): with several, y is keyed by them (kcli.data.several).
     """
     base_dir = Path(base_dir)
-    main = read_source(spec.source_spec(), base_dir, seed, ("data",))
-    extra = _read_extra(spec, base_dir, seed)
+    main = read_source(spec.source_spec(), base_dir, seed, ("data",), outputs=outputs)
+    extra = _read_extra(spec, base_dir, seed, outputs)
     if isinstance(main, StreamSource):
         return load_stream(spec, main, extra)
     parts: dict[str, Any] = dict(main) if isinstance(main, dict) else {"train": main}

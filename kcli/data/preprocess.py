@@ -11,7 +11,6 @@ way training did (the run's `preprocess.json`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,91 +19,12 @@ from pydantic import TypeAdapter
 
 from kcli.data.steps import PreprocessStep, StepRef
 from kcli.data.targets import TargetInfo, encode_y
+from kcli.data.x_steps import X_STEPS
 from kcli.errors import KcliError, Loc
 
 SINGLE_INPUT = "input"  # the name of x when it is one array (RECIPE.md's default input name)
 _STEP_ADAPTER = TypeAdapter(StepRef)
 _FORMAT = 1
-
-
-def _reduce_axes(axis: int | list[int] | None, ndim: int, where: str, loc: Loc) -> tuple:
-    """The axes statistics are taken over: all but the kept `axis` (batch axis 0 always)."""
-    if axis is None:
-        return tuple(range(ndim))
-    kept = set()
-    for a in [axis] if isinstance(axis, int) else axis:
-        if not -ndim < a < ndim or a % ndim == 0:
-            raise KcliError(f"axis {a} does not fit {where} of rank {ndim}", loc=(*loc, "axis"))
-        kept.add(a % ndim)
-    return tuple(i for i in range(ndim) if i not in kept)
-
-
-def _fit_standardize(step: Any, x: np.ndarray, where: str, loc: Loc) -> dict:
-    axes = _reduce_axes(step.axis, x.ndim, where, loc)
-    mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
-    std = x.std(axis=axes, keepdims=True, dtype=np.float64)
-    # A constant feature keeps scale 1 (see Standardize's docstring).
-    std = np.where(std < 1e-7 * np.maximum(np.abs(mean), 1.0), 1.0, std)
-    return {"mean": mean.tolist(), "std": std.tolist()}
-
-
-def _apply_standardize(step: Any, state: dict, x: np.ndarray) -> np.ndarray:
-    return ((x - np.asarray(state["mean"])) / np.asarray(state["std"])).astype(x.dtype)
-
-
-def _fit_minmax(step: Any, x: np.ndarray, where: str, loc: Loc) -> dict:
-    axes = _reduce_axes(step.axis, x.ndim, where, loc)
-    low = x.min(axis=axes, keepdims=True).astype(np.float64)
-    high = x.max(axis=axes, keepdims=True).astype(np.float64)
-    return {"min": low.tolist(), "max": high.tolist()}
-
-
-def _apply_minmax(step: Any, state: dict, x: np.ndarray) -> np.ndarray:
-    low, high = np.asarray(state["min"]), np.asarray(state["max"])
-    span = np.where(high > low, high - low, 1.0)  # a constant feature maps to the low end
-    a, b = step.feature_range
-    return ((x - low) / span * (b - a) + a).astype(x.dtype)
-
-
-def _fit_reshape(step: Any, x: np.ndarray, where: str, loc: Loc) -> dict:
-    size = math.prod(x.shape[1:])
-    known = math.prod(d for d in step.shape if d != -1)
-    shape = list(step.shape)
-    if -1 in shape and size % known == 0:
-        shape[shape.index(-1)] = size // known
-    if math.prod(shape) != size or -1 in shape:
-        raise KcliError(
-            f"reshape {list(step.shape)} does not fit {where}: a sample has shape "
-            f"{tuple(x.shape[1:])}, {size} values",
-            loc=loc,
-        )
-    return {"shape": shape}
-
-
-def _apply_reshape(step: Any, state: dict, x: np.ndarray) -> np.ndarray:
-    return x.reshape(len(x), *state["shape"])
-
-
-def _fit_nothing(step: Any, x: np.ndarray, where: str, loc: Loc) -> dict:
-    return {}
-
-
-def _apply_scale(step: Any, state: dict, x: np.ndarray) -> np.ndarray:
-    return (x * step.scale + step.offset).astype(x.dtype)
-
-
-def _apply_cast(step: Any, state: dict, x: np.ndarray) -> np.ndarray:
-    return x.astype(step.dtype)
-
-
-# x steps: type name -> (fit on the train x, apply with the fitted state).
-_X_STEPS: dict[str, tuple[Callable, Callable]] = {
-    "standardize": (_fit_standardize, _apply_standardize),
-    "minmax": (_fit_minmax, _apply_minmax),
-    "reshape": (_fit_reshape, _apply_reshape),
-    "scale": (_fit_nothing, _apply_scale),
-    "cast": (_fit_nothing, _apply_cast),
-}
 
 
 def one_hot(y: np.ndarray, num_classes: int, where: str, loc: Loc) -> np.ndarray:
@@ -163,6 +83,8 @@ class Preprocessing:
         table: dict[str, Any] | None = None,
         class_names: list[str] | None = None,
         target: TargetInfo | None = None,
+        output_class_names: dict[str, list[str] | None] | None = None,
+        targets: dict[str, TargetInfo] | None = None,
     ) -> None:
         self.steps = steps
         self.states = states  # per step: input name (or "y") -> fitted state
@@ -171,6 +93,10 @@ class Preprocessing:
         self.table = table  # CSV: {"columns": [...], "categories": {column: [values]}}
         self.class_names = class_names
         self.target = target
+        # A model of several outputs: y is keyed by output, each with its own class names
+        # and target (kcli.data.several); `class_names` and `target` are then None.
+        self.output_class_names = output_class_names
+        self.targets = targets
 
     @classmethod
     def fit(
@@ -214,7 +140,7 @@ class Preprocessing:
                 prep.steps.append(step)
                 prep.states.append({"y": {"num_classes": count}})
                 continue
-            fit, apply = _X_STEPS[step.type]
+            fit, apply = X_STEPS[step.type]
             state = {}
             for name in prep._step_inputs(step, arrays, step_loc):
                 state[name] = fit(step, arrays[name], f"x of {where}", step_loc)
@@ -299,7 +225,7 @@ class Preprocessing:
             if step.target:
                 continue
             step_loc = ("data", "preprocess", index)
-            fit, apply = _X_STEPS[step.type]
+            fit, apply = X_STEPS[step.type]
             for name in self._step_inputs(step, arrays, step_loc):
                 if step.type == "reshape":  # re-check: new data may not fit the shape
                     fit(step, arrays[name], f"x of {where}", step_loc)
@@ -313,19 +239,42 @@ class Preprocessing:
         loc: Loc = ("data",),
         row_label: Callable[[int], str] | None = None,
     ) -> np.ndarray:
-        """Raw labels -> int64 class indices or float32 values, then the y steps (one_hot)."""
+        """Raw labels -> int64 class indices or float32 values, then the y steps (one_hot).
+
+        Several outputs: y is a mapping output -> labels, each encoded with its own classes."""
+        if self.output_class_names is not None:
+            return self._transform_several(y, where, loc, row_label)
         y = encode_y(np.asarray(y), self.class_names, where, loc, row_label)
         for index, (step, state) in enumerate(zip(self.steps, self.states, strict=True)):
             if step.target:
                 y = one_hot(y, state["y"]["num_classes"], where, ("data", "preprocess", index))
         return y
 
+    def _transform_several(self, y: Any, where: str, loc: Loc, row_label: Any) -> dict:
+        outputs = list(self.output_class_names)
+        if not isinstance(y, dict) or set(y) != set(outputs):
+            given = sorted(y) if isinstance(y, dict) else "one array"
+            raise KcliError(
+                f"{where} gives targets {given}, but the model's outputs are {', '.join(outputs)}",
+                loc=loc,
+            )
+        return {
+            name: encode_y(
+                np.asarray(y[name]),
+                self.output_class_names[name],
+                f"{where} (output '{name}')",
+                loc,
+                row_label,
+            )
+            for name in outputs
+        }
+
     def output_shapes(self) -> dict[str, tuple[int, ...]]:
         """The per-sample shape of each input after the steps (batch excluded)."""
         probe = {name: np.zeros((1, *shape), np.float32) for name, shape in self.raw_shapes.items()}
         for step, state in zip(self.steps, self.states, strict=True):
             if not step.target:
-                _, apply = _X_STEPS[step.type]
+                _, apply = X_STEPS[step.type]
                 for name in state:
                     probe[name] = apply(step, state[name], probe[name])
         return {name: tuple(a.shape[1:]) for name, a in probe.items()}
@@ -343,6 +292,10 @@ class Preprocessing:
                 for step, state in zip(self.steps, self.states, strict=True)
             ],
             "target": None if self.target is None else self.target.to_json(),
+            "output_class_names": self.output_class_names,
+            "targets": None
+            if self.targets is None
+            else {name: info.to_json() for name, info in self.targets.items()},
         }
 
     @classmethod
@@ -357,6 +310,10 @@ class Preprocessing:
             table=data["table"],
             class_names=data["class_names"],
             target=None if data["target"] is None else TargetInfo.from_json(data["target"]),
+            output_class_names=data.get("output_class_names"),
+            targets=None
+            if data.get("targets") is None
+            else {name: TargetInfo.from_json(info) for name, info in data["targets"].items()},
         )
 
 

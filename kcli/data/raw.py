@@ -25,10 +25,10 @@ class RawData:
     """
 
     x: Any
-    y: np.ndarray | None
+    y: Any  # an array, or a mapping output name -> array (several outputs), or None
     where: str  # names the source in messages: a file path, "sklearn:iris", ...
     loc: Loc  # the recipe path of this source's options, e.g. ("data",) or ("data", "test")
-    sample_weight: np.ndarray | None = None
+    sample_weight: Any = None  # an array, or a mapping output name -> array
     columns: list[str] | None = None
     categorical: list[str] = field(default_factory=list)
     class_names: list[str] | None = None
@@ -49,10 +49,10 @@ class RawData:
         """The samples at `index` (a split)."""
         return RawData(
             x=take(self.x, index),
-            y=None if self.y is None else self.y[index],
+            y=None if self.y is None else take(self.y, index),
             where=self.where,
             loc=self.loc,
-            sample_weight=None if self.sample_weight is None else self.sample_weight[index],
+            sample_weight=None if self.sample_weight is None else take(self.sample_weight, index),
             columns=self.columns,
             categorical=self.categorical,
             class_names=self.class_names,
@@ -74,6 +74,7 @@ class StreamSource:
     where: str
     loc: Loc
     steps_per_epoch: int | None = None
+    outputs: list[str] | None = None  # the model's outputs when several (y keyed by them)
 
     def open(self) -> Iterator[Any]:
         """The batches; the user's code failing while yielding one is reported as bad input."""
@@ -112,14 +113,18 @@ def check_lengths(raw: RawData) -> RawData:
         detail = ", ".join(f"'{k}' {v}" for k, v in lengths.items())
         raise KcliError(f"{where}: x inputs have different lengths ({detail})", loc=(*loc, "x"))
     n = next(iter(lengths.values()))
-    for what, values in (("y", raw.y), ("sample_weight", raw.sample_weight)):
-        if values is not None and (np.ndim(values) == 0 or len(values) != n):
-            got = "a single value" if np.ndim(values) == 0 else f"{len(values)} samples"
-            key = "target" if raw.columns is not None else "y"
-            raise KcliError(
-                f"{where}: x has {n} samples but {what} has {got}; they must match",
-                loc=(*loc, key if what == "y" else "source"),
-            )
+    for what, given in (("y", raw.y), ("sample_weight", raw.sample_weight)):
+        # y and the weights may be keyed by output (a model of several outputs).
+        named = given.items() if isinstance(given, dict) else [(None, given)]
+        for output, values in named:
+            if values is not None and (np.ndim(values) == 0 or len(values) != n):
+                got = "a single value" if np.ndim(values) == 0 else f"{len(values)} samples"
+                key = "target" if raw.columns is not None else "y"
+                label = what if output is None else f"{what} of output '{output}'"
+                raise KcliError(
+                    f"{where}: x has {n} samples but {label} has {got}; they must match",
+                    loc=(*loc, key if what == "y" else "source"),
+                )
     if n == 0:
         raise KcliError(f"{where} has no samples", loc=(*loc, "source"))
     raw.rows = np.arange(n)

@@ -21,6 +21,14 @@ import numpy as np
 
 from kcli.data.csvfile import read_csv
 from kcli.data.raw import RawData, StreamSource, check_lengths, is_batch_iterable
+from kcli.data.several import (
+    by_output,
+    several,
+    single_or_mapping,
+    targets_from_result,
+    weight_names,
+    weights_from_result,
+)
 from kcli.data.spec import SourceSpec, source_kind
 from kcli.data.synthetic import SYNTHETIC_PARAMS
 from kcli.data.user_code import run_user_code, user_traceback
@@ -31,9 +39,22 @@ SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation"
 
 
 def read_source(
-    spec: SourceSpec, base_dir: Path, seed: int, loc: Loc = ("data",), *, require_y: bool = True
+    spec: SourceSpec,
+    base_dir: Path,
+    seed: int,
+    loc: Loc = ("data",),
+    *,
+    require_y: bool = True,
+    outputs: list[str] | None = None,
 ) -> RawData | StreamSource | dict[str, RawData]:
-    """Read one source. A python source may give a stream or a dict of splits."""
+    """Read one source. A python source may give a stream or a dict of splits. With several
+    model `outputs` (their log names), y is a mapping output -> array (kcli.data.several)."""
+    if several(outputs) and source_kind(spec.source)[0] in ("sklearn", "synthetic"):
+        raise KcliError(
+            f"{spec.source} gives one target, but the model has {len(outputs)} outputs "
+            f"({', '.join(outputs)}); give their targets with a file or a python: source",
+            loc=(*loc, "source"),
+        )
     kind, name = source_kind(spec.source)
     if kind == "sklearn":
         return check_lengths(_read_sklearn(name, loc))
@@ -47,30 +68,51 @@ def read_source(
         x, y = params.generate(np.random.default_rng([seed & 0xFFFFFFFF, tag]))
         return check_lengths(RawData(x, y, where=spec.source, loc=loc))
     if kind == "python":
-        return _read_python(spec, name, base_dir, seed, loc)
+        return _read_python(spec, name, base_dir, seed, loc, outputs)
     path = resolve_path(spec.source, base_dir, (*loc, "source"))
     if kind == "npz":
-        return check_lengths(_read_npz(spec, path, loc, require_y))
+        return check_lengths(_read_npz(spec, path, loc, require_y, outputs))
     if kind == "npy":
         x = _load_npy(path, (*loc, "source"))
         y = None
         if spec.y is not None:
-            y = _load_npy(resolve_path(spec.y, base_dir, (*loc, "y")), (*loc, "y"))
+            paths = by_output(spec.y, outputs, (*loc, "y"), "target") or {"": spec.y}
+            y = single_or_mapping(
+                {
+                    output: _load_npy(resolve_path(p, base_dir, (*loc, "y")), (*loc, "y"))
+                    for output, p in paths.items()
+                }
+            )
         elif require_y:
             raise KcliError("a .npy source needs 'y' (the labels' .npy file)", loc=(*loc, "y"))
-        return check_lengths(RawData(x, y, where=str(path), loc=loc))
+        names = weight_names(spec.sample_weight, outputs, (*loc, "sample_weight"))
+        weights = single_or_mapping(
+            {
+                output: _load_npy(
+                    resolve_path(p, base_dir, (*loc, "sample_weight")), (*loc, "sample_weight")
+                ).astype(np.float32)
+                for output, p in names.items()
+            }
+        )
+        return check_lengths(RawData(x, y, where=str(path), loc=loc, sample_weight=weights))
 
-    return check_lengths(read_csv(spec, path, loc, require_y))
+    return check_lengths(read_csv(spec, path, loc, require_y, outputs))
 
 
 def load_source_arrays(
-    spec: SourceSpec, base_dir: Path, *, seed: int = 0, loc: Loc = ("data",), require_y: bool = True
+    spec: SourceSpec,
+    base_dir: Path,
+    *,
+    seed: int = 0,
+    loc: Loc = ("data",),
+    require_y: bool = True,
+    outputs: list[str] | None = None,
 ) -> RawData:
     """Raw (x, y) of a source that gives arrays, for `eval`/`predict` on other data.
 
     Feed `raw.x` and `raw.y` to the run's `Preprocessing.transform_x` / `transform_y`.
     """
-    raw = read_source(spec, base_dir, seed, loc, require_y=require_y)
+    raw = read_source(spec, base_dir, seed, loc, require_y=require_y, outputs=outputs)
     if not isinstance(raw, RawData):
         what = "a dict of splits" if isinstance(raw, dict) else "a stream of batches"
         raise KcliError(
@@ -97,18 +139,20 @@ def _load_npy(path: Path, loc: Loc) -> np.ndarray:
         raise KcliError(f"cannot read {path} as a NumPy .npy file: {err}", loc=loc) from None
 
 
-def _read_npz(spec: SourceSpec, path: Path, loc: Loc, require_y: bool) -> RawData:
+def _read_npz(
+    spec: SourceSpec, path: Path, loc: Loc, require_y: bool, outputs: list[str] | None
+) -> RawData:
     try:
         with np.load(path, allow_pickle=False) as archive:
             if not hasattr(archive, "files"):
                 raise KcliError(f"{path} is a .npy array, not a .npz archive", loc=(*loc, "source"))
             names = list(archive.files)
 
-            def array(name: str, key: str) -> np.ndarray:
+            def array(name: str, key: Loc | str) -> np.ndarray:
                 if name not in names:
                     raise KcliError(
                         f"{path} has no array '{name}' (it has: {', '.join(names) or 'none'})",
-                        loc=(*loc, key),
+                        loc=(*loc, *((key,) if isinstance(key, str) else key)),
                     )
                 return archive[name]
 
@@ -117,13 +161,27 @@ def _read_npz(spec: SourceSpec, path: Path, loc: Loc, require_y: bool) -> RawDat
                 x = {inp: array(arr, "x") for inp, arr in x_names.items()}
             else:
                 x = array(x_names, "x")
-            y_name = spec.y or "y"
-            y = array(y_name, "y") if require_y or y_name in names else None
+            y_names = by_output(spec.y, outputs, (*loc, "y"), "target")
+            if y_names is None and several(outputs):
+                by_output("y", outputs, (*loc, "y"), "target")  # says one is needed per output
+            y_names = y_names or {"": spec.y or "y"}
+            place = (lambda o: ("y", o)) if isinstance(spec.y, dict) else (lambda o: "y")
+            y = single_or_mapping(
+                {
+                    output: array(name, place(output))
+                    for output, name in y_names.items()
+                    if require_y or name in names
+                }
+            )
+            w_names = weight_names(spec.sample_weight, outputs, (*loc, "sample_weight"))
+            weights = single_or_mapping(
+                {o: array(n, "sample_weight").astype(np.float32) for o, n in w_names.items()}
+            )
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise KcliError(
             f"cannot read {path} as a NumPy .npz archive: {err}", loc=(*loc, "source")
         ) from None
-    return RawData(x, y, where=str(path), loc=loc)
+    return RawData(x, y, where=str(path), loc=loc, sample_weight=weights)
 
 
 def _read_sklearn(name: str, loc: Loc) -> RawData:
@@ -179,7 +237,7 @@ def import_function(target: str, base_dir: Path, loc: Loc) -> Callable[..., Any]
 
 
 def _read_python(
-    spec: SourceSpec, target: str, base_dir: Path, seed: int, loc: Loc
+    spec: SourceSpec, target: str, base_dir: Path, seed: int, loc: Loc, outputs: list[str] | None
 ) -> RawData | StreamSource | dict[str, RawData]:
     source_loc = (*loc, "source")
     function = import_function(target, base_dir, source_loc)
@@ -208,13 +266,13 @@ def _read_python(
                 loc=source_loc,
             )
         return {
-            SPLIT_NAMES[k]: check_lengths(_arrays_from_result(v, f"{where} ['{k}']", loc))
+            SPLIT_NAMES[k]: check_lengths(_arrays_from_result(v, f"{where} ['{k}']", loc, outputs))
             for k, v in result.items()
         }
     if _is_arrays(result):
-        return check_lengths(_arrays_from_result(result, where, loc))
+        return check_lengths(_arrays_from_result(result, where, loc, outputs))
     if is_batch_iterable(result):
-        return StreamSource(call, result, where, loc, spec.steps_per_epoch)
+        return StreamSource(call, result, where, loc, spec.steps_per_epoch, outputs)
     raise KcliError(
         f"{where} returned {type(result).__name__}; expected (x, y), (x, y, sample_weight), "
         "a dict of splits {train: (x, y), ...}, or an iterable of (x, y) batches",
@@ -233,7 +291,9 @@ def _is_arrays(value: Any) -> bool:
     )
 
 
-def _arrays_from_result(value: Any, where: str, loc: Loc) -> RawData:
+def _arrays_from_result(
+    value: Any, where: str, loc: Loc, outputs: list[str] | None = None
+) -> RawData:
     if not _is_arrays(value) or len(value) not in (2, 3):
         raise KcliError(
             f"{where} returned {type(value).__name__}; expected (x, y) or (x, y, sample_weight)",
@@ -241,5 +301,7 @@ def _arrays_from_result(value: Any, where: str, loc: Loc) -> RawData:
         )
     x, y, *rest = value
     x = {k: np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else np.asarray(x)
-    weight = np.asarray(rest[0], dtype=np.float32) if rest and rest[0] is not None else None
-    return RawData(x, np.asarray(y), where=where, loc=loc, sample_weight=weight)
+    source_loc = (*loc, "source")
+    weight = weights_from_result(rest[0] if rest else None, outputs, where, source_loc)
+    y = targets_from_result(y, outputs, where, source_loc)
+    return RawData(x, y, where=where, loc=loc, sample_weight=weight)

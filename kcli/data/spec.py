@@ -59,6 +59,15 @@ def source_kind(source: str) -> tuple[str, str]:
     )
 
 
+def _names(value: Any) -> list[str]:
+    """The names a y/target value gives: one, a list, or a mapping's values."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value.values()) if isinstance(value, dict) else list(value)
+
+
 def _kind_of(info: ValidationInfo) -> str | None:
     """The kind of the already-validated `source` field, or None if it failed."""
     source = info.data.get("source")
@@ -90,10 +99,22 @@ class SourceSpec(Spec):
         description=".npz: the array holding x (default 'x'), or input-name -> array-name for "
         "a multi-input model.",
     )
-    y: str | None = Field(
-        None, description=".npz: the array holding y (default 'y'); .npy: the path of y's file."
+    y: str | list[str] | dict[str, str] | None = Field(
+        None,
+        description=".npz: the array holding y (default 'y'); .npy: the path of y's file. A "
+        "model of several outputs: a mapping output name -> array (or path), or a list in "
+        "output order.",
     )
-    target: str | None = Field(None, description=".csv: the target column (required).")
+    target: str | list[str] | dict[str, str] | None = Field(
+        None,
+        description=".csv: the target column (required); several outputs: a mapping output "
+        "name -> column, or a list in output order.",
+    )
+    sample_weight: str | dict[str, str] | None = Field(
+        None,
+        description="Per-sample weights: .npz an array name, .npy a path, .csv a column; or a "
+        "mapping output name -> one of those for weights by output.",
+    )
     features: list[str] | None = Field(
         None, description=".csv: the feature columns, in order (default: all but the target)."
     )
@@ -137,26 +158,31 @@ class SourceSpec(Spec):
 
     @field_validator("y")
     @classmethod
-    def _check_y(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _check_y(cls, value: Any, info: ValidationInfo) -> Any:
         kind = _kind_of(info)
         if kind == "npy" and value is None:
             raise PydanticCustomError(
                 "missing_y", "a .npy source needs 'y': the path of the labels' .npy file"
             )
-        if kind == "npy" and not value.lower().endswith(".npy"):
-            raise PydanticCustomError(
-                "bad_y",
-                "with a .npy source, 'y' is the path of a .npy file, got '{y}'",
-                {"y": value},
-            )
+        if isinstance(value, dict | list) and not value:
+            raise PydanticCustomError("empty_targets", "names no targets")
+        for path in _names(value) if kind == "npy" else ():
+            if not path.lower().endswith(".npy"):
+                raise PydanticCustomError(
+                    "bad_y",
+                    "with a .npy source, 'y' is the path of a .npy file, got '{y}'",
+                    {"y": path},
+                )
         if value is not None and kind not in (None, "npz", "npy"):
             raise _only_for("y", (".npz", ".npy"), kind, info.data["source"])
         return value
 
     @field_validator("target")
     @classmethod
-    def _check_target(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _check_target(cls, value: Any, info: ValidationInfo) -> Any:
         kind = _kind_of(info)
+        if isinstance(value, dict | list) and not value:
+            raise PydanticCustomError("empty_targets", "names no target columns")
         if kind == "csv" and value is None:
             raise PydanticCustomError("missing_target", "a .csv source needs 'target': a column")
         if value is not None and kind not in (None, "csv"):
@@ -171,11 +197,11 @@ class SourceSpec(Spec):
             raise _only_for(info.field_name, (".csv",), kind, info.data["source"])
         if value and len(set(value)) != len(value):
             raise PydanticCustomError("duplicate_columns", "lists a column twice")
-        target = info.data.get("target")
-        if value and target in value:
-            raise PydanticCustomError(
-                "target_in_features", "lists the target column '{target}'", {"target": target}
-            )
+        for target in _names(info.data.get("target")):
+            if value and target in value:
+                raise PydanticCustomError(
+                    "target_in_features", "lists the target column '{target}'", {"target": target}
+                )
         if info.field_name == "categorical" and value and info.data.get("features"):
             missing = [c for c in value if c not in info.data["features"]]
             if missing:
@@ -184,6 +210,14 @@ class SourceSpec(Spec):
                     "column(s) {missing} are not in 'features'",
                     {"missing": ", ".join(missing)},
                 )
+        return value
+
+    @field_validator("sample_weight")
+    @classmethod
+    def _check_sample_weight(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = _kind_of(info)
+        if value is not None and kind not in (None, "npz", "npy", "csv"):
+            raise _only_for("sample_weight", (".npz", ".npy", ".csv"), kind, info.data["source"])
         return value
 
     @field_validator("steps_per_epoch")

@@ -17,6 +17,7 @@ import numpy as np
 
 from kcli.data.preprocess import SINGLE_INPUT, Preprocessing
 from kcli.data.raw import RawData, StreamSource, n_samples
+from kcli.data.several import targets_from_result, weights_from_result
 from kcli.data.spec import DataSpec
 from kcli.data.targets import (
     TargetInfo,
@@ -37,8 +38,8 @@ class ArraySplit:
     """One split in memory: x (array, or dict by input name), y, optional sample weights."""
 
     x: Any
-    y: np.ndarray | None
-    sample_weight: np.ndarray | None = None
+    y: Any  # an array, a mapping output name -> array (several outputs), or None
+    sample_weight: Any = None  # an array, or a mapping output name -> array
 
     def __len__(self) -> int:
         return n_samples(self.x)
@@ -91,8 +92,13 @@ class Splits:
     validation: ArraySplit | StreamSplit | None
     test: ArraySplit | StreamSplit | None
     preprocessing: Preprocessing
-    target: TargetInfo
+    target: TargetInfo | None  # None when the model has several outputs: see `targets`
     input_shapes: dict[str, tuple[int, ...]]  # per sample, after preprocessing; "input" if one
+    targets: dict[str, TargetInfo] | None = None  # several outputs: each output's target
+
+    def target_of(self, output: str | None) -> TargetInfo:
+        """The target of output `output` (its log name; None for a model of one output)."""
+        return self.target if output is None or self.targets is None else self.targets[output]
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -112,13 +118,17 @@ def unpack_batch(batch: Any, source: StreamSource, number: int) -> tuple[Any, An
         )
     x, y, *rest = batch
     x = {k: np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else np.asarray(x)
-    weight = np.asarray(rest[0], np.float32) if rest and rest[0] is not None else None
-    return x, np.asarray(y), weight
+    where = f"{source.where} batch {number}"
+    outputs = source.outputs
+    weight = weights_from_result(rest[0] if rest else None, outputs, where, (*source.loc, "source"))
+    return x, targets_from_result(y, outputs, where, (*source.loc, "source")), weight
 
 
 def strata(y: np.ndarray | None) -> np.ndarray | None:
-    """Class codes to stratify by, or None when y is not a class target."""
-    if y is None:
+    """Class codes to stratify by, or None when y is not a class target.
+
+    Targets of several outputs are not stratified (no one output's classes to keep balanced)."""
+    if y is None or isinstance(y, dict):
         return None
     flat = y.reshape(len(y), -1)
     if is_label_strings(y) or y.dtype.kind in "biu":
@@ -205,6 +215,8 @@ def _target_loc(raw: RawData) -> Loc:
 def fit_and_transform(spec: DataSpec, parts: dict[str, Any]) -> Splits:
     """Fit the preprocessing on parts['train'] and apply it to every array split."""
     train: RawData = parts["train"]
+    if isinstance(train.y, dict):
+        return _fit_several(spec, parts)
     class_names = fit_class_names(train.y, train.class_names)
     ys = {}
     for name, raw in parts.items():
@@ -241,4 +253,61 @@ def fit_and_transform(spec: DataSpec, parts: dict[str, Any]) -> Splits:
         prep,
         prep.target,
         prep.output_shapes(),
+    )
+
+
+def _fit_several(spec: DataSpec, parts: dict[str, Any]) -> Splits:
+    """fit_and_transform for a model of several outputs: y keyed by output, each output's class
+    names fitted on its train targets and its target described on its own."""
+    train: RawData = parts["train"]
+    outputs = list(train.y)
+    for index, step in enumerate(spec.preprocess):
+        if step.target:
+            raise KcliError(
+                f"{step.type} makes one target, but the model has {len(outputs)} outputs "
+                f"({', '.join(outputs)}): give class indices with sparse_categorical_"
+                "crossentropy, or one-hot targets in the data",
+                loc=("data", "preprocess", index),
+            )
+    class_names = {name: fit_class_names(train.y[name], None) for name in outputs}
+    prep = Preprocessing.fit(
+        spec.preprocess,
+        train.x,
+        None,
+        columns=train.columns,
+        categorical=train.categorical,
+        where=train.where,
+        row_label=train.row_label,
+    )
+    prep.output_class_names = class_names
+    out: dict[str, Any] = {}
+    for name, raw in parts.items():
+        if not isinstance(raw, RawData):
+            out[name] = StreamSplit(raw, prep)
+            continue
+        if raw.y is None:
+            raise KcliError(f"{raw.where} has no y", loc=_target_loc(raw))
+        x = prep.transform_x(raw.x, raw.where, raw.loc, raw.row_label)
+        y = prep.transform_y(raw.y, raw.where, _target_loc(raw), raw.row_label)
+        out[name] = ArraySplit(x, y, raw.sample_weight)
+    finals = [out[n].y for n in SPLITS if isinstance(out.get(n), ArraySplit)]
+    targets = {}
+    for output in outputs:
+        ys = [final[output] for final in finals]
+        n_classes = count_classes(ys, class_names[output])
+        loc = (
+            (*_target_loc(train), output)
+            if isinstance(spec.y or spec.target, dict)
+            else (_target_loc(train))
+        )
+        targets[output] = describe_target(ys, class_names[output], n_classes, loc)
+    prep.targets = targets
+    return Splits(
+        out["train"],
+        out.get("validation"),
+        out.get("test"),
+        prep,
+        None,
+        prep.output_shapes(),
+        targets,
     )

@@ -22,8 +22,15 @@ class FitSpec(Spec):
         None, ge=1, description="Batch size for validation and test; default: 4 x batch_size."
     )
     shuffle: bool = Field(True, description="Shuffle the training data every epoch (seeded).")
-    class_weight: Literal["balanced"] | dict[int, float] | None = Field(
-        None, description="`balanced` (n / (k * count)) or class index -> weight."
+    class_weight: (
+        Literal["balanced"]
+        | dict[int, float]
+        | dict[str, Literal["balanced"] | dict[int, float]]
+        | None
+    ) = Field(
+        None,
+        description="`balanced` (n / (k * count)) or class index -> weight; a model of several "
+        "outputs: a mapping output name -> either form.",
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     precision: Literal["32", "bf16-mixed", "16-mixed"] = Field(
@@ -106,8 +113,14 @@ class FitSpec(Spec):
     @field_validator("class_weight")
     @classmethod
     def _weights(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            for label, weight in value.items():
-                if label < 0 or weight < 0:
-                    raise ValueError(f"class weights must be >= 0 for labels >= 0 (got {value})")
+        tables = list(value.values()) if isinstance(value, dict) else []
+        if not tables or not all(isinstance(t, dict | str) for t in tables):
+            tables = [value]  # one table, not a mapping by output
+        for table in tables:
+            if isinstance(table, dict):
+                for label, weight in table.items():
+                    if label < 0 or weight < 0:
+                        raise ValueError(
+                            f"class weights must be >= 0 for labels >= 0 (got {table})"
+                        )
         return value

@@ -16,46 +16,74 @@ from kcli.model.nn.model import GraphModel
 
 @dataclass
 class Objective:
-    """How a batch's loss is computed from the model's output."""
+    """How a batch's loss is computed from one of the model's outputs."""
 
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # -> per-sample loss (N,)
     uses_logits: bool  # the loss takes the output's pre-activation (softmax/sigmoid folded in)
     link: str | None = None  # the output activation folded into the loss, if any
+    output: int = 0  # which model output (its position in model.outputs)
+    name: str | None = None  # its log name when the model has several outputs (y is keyed by it)
+    weight: float = 1.0  # Keras' loss_weights: its share of the total loss
+    loss_loc: tuple = ("compile", "loss")  # where the recipe gives its loss (for messages)
+
+
+def part_of(values, name: str | None):
+    """One output's targets or weights: y and sample weights are keyed by output name when
+    the model has several outputs; a single array applies to every output."""
+    if name is None or not isinstance(values, dict):
+        return values
+    return values.get(name)
 
 
 @dataclass
 class Accumulator:
     """Sums over an epoch: the batch-size-weighted loss and regularization (float64, on the
-    device, so adding a batch never waits for it) and the sample count (a Python int)."""
+    device, so adding a batch never waits for it), each output's own loss when there are
+    several, and the sample count (a Python int)."""
 
     loss_sum: torch.Tensor
     penalty_sum: torch.Tensor
+    output_sums: list[torch.Tensor] = field(default_factory=list)
     count: int = 0
 
     @classmethod
-    def zeros(cls, device: torch.device) -> Accumulator:
+    def zeros(cls, device: torch.device, outputs: int = 1) -> Accumulator:
         z = torch.zeros((), dtype=torch.float64, device=device)
-        return cls(z, z.clone())
+        return cls(z, z.clone(), [z.clone() for _ in range(outputs if outputs > 1 else 0)])
 
-    def add(self, loss: torch.Tensor, penalty: torch.Tensor | None, n: int) -> None:
+    def add(
+        self,
+        loss: torch.Tensor,
+        penalty: torch.Tensor | None,
+        n: int,
+        per_output: list[torch.Tensor] = (),
+    ) -> None:
         # One fused kernel each: the float32 value is promoted and scaled in float64.
         self.loss_sum.add_(loss.detach(), alpha=n)
         if penalty is not None:
             self.penalty_sum.add_(penalty.detach(), alpha=n)
+        for total, value in zip(self.output_sums, per_output, strict=False):
+            total.add_(value.detach(), alpha=n)
         self.count += n
 
     def state(self) -> dict[str, torch.Tensor]:
         """The sums as tensors (checkpoints, all-reduce); `load` takes them back."""
         count = torch.tensor(float(self.count), dtype=torch.float64, device=self.loss_sum.device)
-        return {"loss_sum": self.loss_sum, "penalty_sum": self.penalty_sum, "count": count}
+        state = {"loss_sum": self.loss_sum, "penalty_sum": self.penalty_sum, "count": count}
+        state.update({f"output_{i}_sum": total for i, total in enumerate(self.output_sums)})
+        return state
 
     def load(self, state: dict[str, torch.Tensor]) -> None:
         self.loss_sum.copy_(state["loss_sum"])
         self.penalty_sum.copy_(state["penalty_sum"])
+        for i, total in enumerate(self.output_sums):
+            total.copy_(state[f"output_{i}_sum"])
         self.count = round(float(state["count"]))
 
 
-def batch_size_of(y: torch.Tensor) -> int:
+def batch_size_of(y) -> int:
+    if isinstance(y, dict):
+        y = next(iter(y.values()))
     return y.shape[0]
 
 
@@ -64,7 +92,7 @@ class Stepper:
     """train_step and eval_step for one model, loss, optimizer and precision."""
 
     model: GraphModel
-    objective: Objective
+    objectives: list[Objective]  # one per model output
     optimizer: torch.optim.Optimizer | None
     device: torch.device
     precision: str = "32"
@@ -72,6 +100,9 @@ class Stepper:
     scaler: torch.amp.GradScaler | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if isinstance(self.objectives, Objective):
+            self.objectives = [self.objectives]
+        self._names = {objective.output: objective.name for objective in self.objectives}
         self.runner: torch.nn.Module = self.model  # what the forward pass is called on
         self.forward_train = self.model.forward_train
         if self.precision == "16-mixed":
@@ -108,29 +139,46 @@ class Stepper:
         after exp are one tie under softmax, two under logits; the accuracies differ only then.)
         """
         return (
-            self.objective.link == "softmax"
+            len(self.objectives) == 1
+            and self.objectives[0].link == "softmax"
             and self.model.output_activation_optional
             and all(metric.order_only for metric in metrics)
         )
 
     def _losses(self, x, y, w, activate_outputs: bool = True):
         """(total loss with penalties, the penalty part or None, the outputs: activated unless
-        `activate_outputs` is False, then logits)."""
+        `activate_outputs` is False, then logits; each output's own loss when there are several).
+
+        The total is Keras': sum over outputs of loss weight * loss, plus the penalties."""
         with self._autocast():
             outputs, pres, activity = self.forward_train(x, activate_outputs=activate_outputs)
-        head = pres[0] if self.objective.uses_logits else outputs[0]
-        per_sample = self.objective.loss_fn(head.float(), y)
-        n = per_sample.shape[0]
-        # Keras' reduction: sum(loss * sample_weight) / N, weights not renormalized.
-        loss = per_sample.mean() if w is None else (per_sample * w).sum() / n
+        per_output = []
+        loss = None
+        for objective in self.objectives:
+            index = objective.output
+            head = pres[index] if objective.uses_logits else outputs[index]
+            per_sample = objective.loss_fn(head.float(), part_of(y, objective.name))
+            weights = part_of(w, objective.name)
+            n = per_sample.shape[0]
+            # Keras' reduction: sum(loss * sample_weight) / N, weights not renormalized.
+            value = per_sample.mean() if weights is None else (per_sample * weights).sum() / n
+            per_output.append(value)
+            weighted = value if objective.weight == 1.0 else value * objective.weight
+            loss = weighted if loss is None else loss + weighted
         penalty = self.model.weight_penalty()
         if activity is not None:
             penalty = activity if penalty is None else penalty + activity
         total = loss if penalty is None else loss + penalty
-        return total, penalty, outputs[0]
+        return total, penalty, outputs, per_output if len(per_output) > 1 else ()
+
+    def _update_metrics(self, metrics: list, outputs, y, w) -> None:
+        for metric in metrics:
+            name = self._names.get(metric.output)
+            output = outputs[metric.output].detach().float()
+            metric.update(output, part_of(y, name), part_of(w, name))
 
     def train_step(self, x, y, w, accumulator: Accumulator, metrics: list) -> None:
-        total, penalty, output = self._losses(
+        total, penalty, outputs, per_output = self._losses(
             x, y, w, activate_outputs=not self._metrics_read_logits(metrics)
         )
         self.optimizer.zero_grad(set_to_none=True)
@@ -141,17 +189,14 @@ class Stepper:
         else:
             total.backward()
             self.optimizer.step()
-        n = batch_size_of(y)
-        accumulator.add(total, penalty, n)
-        detached = output.detach().float()
-        for metric in metrics:
-            metric.update(detached, y, w)
+        accumulator.add(total, penalty, batch_size_of(y), per_output)
+        self._update_metrics(metrics, outputs, y, w)
 
     @torch.no_grad()
-    def eval_step(self, x, y, w, accumulator: Accumulator, metrics: list) -> torch.Tensor:
-        total, penalty, output = self._losses(x, y, w)
-        accumulator.add(total, penalty, batch_size_of(y))
-        output = output.float()
-        for metric in metrics:
-            metric.update(output, y, w)
-        return output
+    def eval_step(self, x, y, w, accumulator: Accumulator, metrics: list) -> list[torch.Tensor]:
+        """One evaluation batch; returns the model's outputs (float32), in output order."""
+        total, penalty, outputs, per_output = self._losses(x, y, w)
+        accumulator.add(total, penalty, batch_size_of(y), per_output)
+        outputs = [output.float() for output in outputs]
+        self._update_metrics(metrics, outputs, y, w)
+        return outputs

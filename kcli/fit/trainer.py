@@ -228,8 +228,13 @@ class Trainer:
         return self.history
 
     def _val_names(self) -> dict[str, None]:
-        names = ["loss", *(spec.log_name for spec in self.metric_specs)]
+        names = ["loss", *self._output_loss_names(), *(s.log_name for s in self.metric_specs)]
         return {f"val_{name}": None for name in names}
+
+    def _output_loss_names(self) -> list[str]:
+        """`<output>_loss` for each output of a model with several (Keras' names)."""
+        objectives = self.stepper.objectives
+        return [f"{o.name}_loss" for o in objectives] if len(objectives) > 1 else []
 
     def _write_checkpoints(self, epoch: int) -> None:
         self.save_full_checkpoint(self.run_dir / "checkpoints" / "last.pt")
@@ -243,7 +248,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> tuple[dict[str, float], int]:
         self.model.train()
-        accumulator = Accumulator.zeros(self.device)
+        accumulator = Accumulator.zeros(self.device, len(self.stepper.objectives))
         for metric in self.train_metrics:
             metric.reset()
         start = self._next_batch
@@ -304,6 +309,8 @@ class Trainer:
             self._all_reduce(accumulator, metrics)
         count = max(float(accumulator.count), 1.0)
         logs = {"loss": float(accumulator.loss_sum) / count}
+        for name, total in zip(self._output_loss_names(), accumulator.output_sums, strict=True):
+            logs[name] = float(total) / count
         for spec, metric in zip(self.metric_specs, metrics, strict=True):
             logs[spec.log_name] = float(metric.compute())
         if self.has_penalty:
@@ -326,7 +333,7 @@ class Trainer:
         """Loss and metrics over every batch, or the first `steps` (validation, test): no
         prefix on the names."""
         self.model.eval()
-        accumulator = Accumulator.zeros(self.device)
+        accumulator = Accumulator.zeros(self.device, len(self.stepper.objectives))
         for metric in self.val_metrics:
             metric.reset()
         for x, y, w in itertools.islice(batches.epoch(0), steps):

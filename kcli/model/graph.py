@@ -3,21 +3,42 @@
 `plan_graph` is what `kcli validate` runs: it names unnamed layers as Keras does (`dense`,
 `dense_1`), feeds a layer without `inputs` from the layer listed before it, orders the layers
 topologically, and infers every shape, reporting each problem at the layer's place in the recipe.
-`build_model` then builds one torch module per layer, in a GraphModel that runs them in order.
+The sub-models of `model.models` are planned first, each as a graph of its own (kcli.model.nested
+says in what order, and a call's shape rule). `build_model` then builds one torch module per
+layer, in a GraphModel that runs them in order.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kcli.errors import KcliError, Loc, Problem, ShapeError, did_you_mean
 from kcli.model.activations import ActivationSpec
-from kcli.model.layers.base import LayerSpec, Shape, format_shape, keras_snake_case
+from kcli.model.layers.base import LayerSpec, Shape, format_shape
+from kcli.model.nested import (
+    call_output_shapes,
+    calls_in,
+    is_call,
+    name_problems,
+    reached_models,
+    submodel_order,
+    unknown_model,
+)
+from kcli.model.wiring import (  # noqa: F401  (assign_names, layer_of: used from here too)
+    RESERVED_NAMES,
+    ancestors,
+    assign_names,
+    layer_of,
+    no_such_output,
+    output_index,
+    resolve_shared,
+    shared_shape_problems,
+    topological_order,
+)
 
 if TYPE_CHECKING:
-    from kcli.model.spec import ModelSpec
+    from kcli.model.spec import GraphSpec, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,7 @@ class Node:
     loc: Loc  # where the layer is in the recipe
     shares: str | None = None  # a Shared call: the layer whose module and weights it uses
     shapes: tuple[Shape, ...] = ()  # every output's shape when it has several (return_state)
+    submodel: GraphPlan | None = None  # a Model call: the plan of the sub-model it runs
 
     @property
     def n_outputs(self) -> int:
@@ -48,22 +70,36 @@ class GraphPlan:
 
     inputs: dict[str, Shape]
     nodes: tuple[Node, ...]
-    outputs: tuple[str, ...]
+    outputs: tuple[str, ...]  # references: `layer`, or `layer:k` for its output k
     sequential: bool
+    # The top plan: every sub-model its layers call, directly or through another sub-model,
+    # each after those it calls (their weights are kept once, at the top, by sub-model name).
+    models: dict[str, GraphPlan] = field(default_factory=dict)
+    trainable: bool = True  # a sub-model's `trainable` (the top model's is always true)
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
 
-    def shape_of(self, name: str) -> Shape:
-        return self.inputs[name] if name in self.inputs else self.node(name).shape
+    def shape_of(self, reference: str) -> Shape:
+        """The shape of an input, a layer's output or `layer:k` (its output k)."""
+        name = layer_of(reference)
+        if name in self.inputs:
+            return self.inputs[name]
+        node = self.node(name)
+        return node.shapes[output_index(reference)] if node.shapes else node.shape
 
     @property
     def output_shapes(self) -> list[Shape]:
         return [self.shape_of(name) for name in self.outputs]
 
-    def output_link(self, name: str) -> str | None:
-        """ "softmax"/"sigmoid" when output `name` ends in one a crossentropy can fold in."""
-        node = self.node(name)
+    def output_link(self, reference: str) -> str | None:
+        """ "softmax"/"sigmoid" when output `reference` ends in one a crossentropy can fold in."""
+        node = self.node(layer_of(reference))
+        index = output_index(reference)
+        if node.submodel is not None:  # the sub-model's own output, whose logits it passes on
+            return node.submodel.output_link(node.submodel.outputs[index])
+        if node.shapes:  # a layer of several outputs (an RNN's states) applies no activation
+            return None
         activation = node.spec.activation_spec()
         link = getattr(activation, "logits_link", None)
         if link == "softmax" and getattr(activation, "axis", -1) not in (-1, len(node.shape)):
@@ -71,84 +107,90 @@ class GraphPlan:
         return link
 
 
-# Each layer's module is an attribute of the model named after the layer (state-dict keys like
-# `dense.kernel`), so a layer cannot be called like a method or attribute of torch's nn.Module.
-_RESERVED_NAMES = frozenset(
-    {
-        "forward",
-        "forward_train",
-        "training",
-        "train",
-        "eval",
-        "cuda",
-        "cpu",
-        "to",
-        "float",
-        "double",
-        "half",
-        "type",
-        "apply",
-        "parameters",
-        "buffers",
-        "children",
-        "modules",
-        "state_dict",
-        "layer",
-        "activations",
-        "weight_penalty",
-        "input_names",
-        "output_names",
-        "dump_patches",
-        "call_super_init",
-        "T_destination",
-        "zero_grad",
-        "share_memory",
-    }
-)
-
-
-def assign_names(layers: list[LayerSpec], taken: set[str]) -> list[str]:
-    """Explicit names as given; the others Keras-style: `dense`, `dense_1`, ... skipping taken."""
-    taken = set(taken) | {layer.name for layer in layers if layer.name}
-    counters: Counter[str] = Counter()
-    names = []
-    for layer in layers:
-        if layer.name:
-            names.append(layer.name)
-            continue
-        base = keras_snake_case(layer.type)  # type: ignore[attr-defined]
-        while True:
-            count = counters[base]
-            counters[base] += 1
-            candidate = base if count == 0 else f"{base}_{count}"
-            if candidate not in taken:
-                break
-        taken.add(candidate)
-        names.append(candidate)
-    return names
-
-
 def plan_graph(model: ModelSpec) -> GraphPlan:
-    """Name, wire, order and shape-check the layers; raise one KcliError with every problem."""
-    layers: list[LayerSpec] = list(model.layers)
-    inputs = model.input_shapes()
+    """Name, wire, order and shape-check the layers; raise one KcliError with every problem.
+
+    The sub-models come first, each planned for the shapes it declares; then the model, whose
+    plan lists in `models` every sub-model it reaches.
+    """
+    defined = model.models or {}
     problems: list[Problem] = []
+    for name in defined:
+        if name in RESERVED_NAMES:
+            problems.append(
+                Problem(
+                    f"the name '{name}' is reserved (a torch.nn.Module attribute)",
+                    ("model", "models", name),
+                )
+            )
+    context = _Planning(defined, {})
+    for name in submodel_order(defined, problems):
+        try:
+            context.plans[name] = _plan(defined[name], ("model", "models", name), context)
+        except KcliError as error:
+            problems += error.problems
+    try:
+        plan = _plan(model, ("model",), context)
+    except KcliError as error:
+        raise KcliError([*problems, *error.problems]) from None
+    calls_of = {name: set(calls_in(spec).values()) & set(defined) for name, spec in defined.items()}
+    reached = reached_models(set(calls_in(model).values()) & set(defined), calls_of)
+    for name in defined:
+        if name not in reached:
+            problems.append(
+                Problem(
+                    f"sub-model '{name}' is not called by any layer ({{type: Model, model: "
+                    f"{name}}})",
+                    ("model", "models", name),
+                )
+            )
+    if problems:
+        raise KcliError(problems)
+    models = {name: context.plans[name] for name in context.plans if name in reached}
+    return GraphPlan(plan.inputs, plan.nodes, plan.outputs, plan.sequential, models)
+
+
+@dataclass
+class _Planning:
+    """What planning one graph needs of the others: every sub-model's spec, and the plans of
+    those planned so far (a call of a sub-model missing from `plans` failed to plan)."""
+
+    specs: dict[str, GraphSpec]
+    plans: dict[str, GraphPlan]
+
+
+def _plan(
+    spec: GraphSpec,
+    at: Loc,
+    context: _Planning,
+    inputs: dict[str, Shape] | None = None,
+) -> GraphPlan:
+    """One graph's plan (the model, or a sub-model at `at`), for its inputs' shapes (default:
+    the declared ones)."""
+    layers: list[LayerSpec] = list(spec.layers)
+    inputs = inputs or spec.input_shapes()
+    problems: list[Problem] = []
+    top = at == ("model",)
 
     def problem(index: int, message: str, *field: str | int) -> None:
-        problems.append(Problem(message, ("model", "layers", index, *field)))
+        problems.append(Problem(message, (*at, "layers", index, *field)))
 
-    names = assign_names(layers, set(inputs))
+    names = assign_names(layers, set(inputs), frozenset(context.specs))
     seen: dict[str, int] = {}
     for index, name in enumerate(names):
         if name in inputs:
             problem(index, f"the name '{name}' is already a model input", "name")
-        elif name in _RESERVED_NAMES:
+        elif name in RESERVED_NAMES:
             problem(index, f"the name '{name}' is reserved (a torch.nn.Module attribute)", "name")
         elif name in seen:
             problem(index, f"the name '{name}' is already used by layer {seen[name]}", "name")
         seen.setdefault(name, index)
+    problems += name_problems(spec, names, set(context.specs), at, top)
+    for index, called in calls_in(spec).items():
+        if called not in context.specs:
+            problem(index, unknown_model(called, list(context.specs)), "model")
 
-    shared = _resolve_shared(layers, names, problem)
+    shared = resolve_shared(layers, names, problem)
     # What each layer computes: its own spec, or for a Shared call the shared layer's (whose
     # input count and shape rule apply); the wiring stays the call's own.
     computes = [shared.get(index, (layer, None))[0] for index, layer in enumerate(layers)]
@@ -191,23 +233,21 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
 
     # Order and reachability go by layer; `layer:k` references stay in the wiring.
     layer_wiring = [tuple(layer_of(source) for source in sources) for sources in wiring]
-    order = _topological_order(names, layer_wiring, set(inputs))
+    order = topological_order(names, layer_wiring, set(inputs), at)
     if isinstance(order, list) and order and isinstance(order[0], Problem):
         raise KcliError(order)
 
-    outputs = model.output_names() or [names[-1]]
+    outputs = spec.output_names() or [names[-1]]
     for position, name in enumerate(outputs):
-        if name not in seen:
-            where = (
-                ("model", "outputs", position)
-                if isinstance(model.outputs, list)
-                else ("model", "outputs")
+        if layer_of(name) not in seen:
+            where = (*at, "outputs", *([position] if isinstance(spec.outputs, list) else []))
+            problems.append(
+                Problem(f"'{name}' is not a layer{did_you_mean(layer_of(name), names)}", where)
             )
-            problems.append(Problem(f"'{name}' is not a layer{did_you_mean(name, names)}", where))
     if problems:
         raise KcliError(problems)
 
-    needed = _ancestors(outputs, dict(zip(names, layer_wiring, strict=True)))
+    needed = ancestors([layer_of(n) for n in outputs], dict(zip(names, layer_wiring, strict=True)))
     for index, name in enumerate(names):
         if name not in needed:
             problem(index, f"layer '{name}' does not feed any model output ({', '.join(outputs)})")
@@ -223,19 +263,16 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
         missing = [source for source in wiring[index] if source not in shapes]
         for source in missing:
             if layer_of(source) in shapes:  # the layer is planned: no such output of it
-                count = output_counts.get(layer_of(source), 1)
-                hint = " (set return_state: true for an RNN's states)" if count == 1 else ""
-                problem(
-                    index,
-                    f"'{source}' is not an output of '{layer_of(source)}': it has {count} "
-                    f"({', '.join(f'{layer_of(source)}:{k}' for k in range(count))}){hint}",
-                    "inputs",
-                )
-        if missing:
-            continue  # else fed by a layer whose shape failed: that one is already reported
+                problem(index, no_such_output(source, output_counts), "inputs")
+        submodel = context.plans.get(layer.model) if is_call(layer) else None
+        if missing or (is_call(layer) and submodel is None):
+            continue  # fed by a layer (or calling a sub-model) that failed: already reported
         in_shapes = tuple(shapes[source] for source in wiring[index])
         try:
-            all_shapes = [tuple(out) for out in layer.output_shapes(list(in_shapes))]
+            if submodel is not None:
+                all_shapes = _call_shapes(layer.model, submodel, list(in_shapes), context)
+            else:
+                all_shapes = [tuple(out) for out in layer.output_shapes(list(in_shapes))]
         except ShapeError as err:
             detail = "; ".join(p.message for p in err.problems)
             problem(index, f"layer '{name}': {detail}")
@@ -245,104 +282,39 @@ def plan_graph(model: ModelSpec) -> GraphPlan:
         output_counts[name] = len(all_shapes)
         for k, out in enumerate(all_shapes):
             shapes[f"{name}:{k}"] = out
-        loc = ("model", "layers", index)
+        loc = (*at, "layers", index)
         shares = shared.get(index, (None, None))[1]
         several = tuple(all_shapes) if len(all_shapes) > 1 else ()
-        nodes.append(Node(name, layer, wiring[index], in_shapes, shape, loc, shares, several))
-    built_for = {node.name: node.input_shapes for node in nodes}
-    for node in nodes:
-        if node.shares and node.shares in built_for and node.input_shapes != built_for[node.shares]:
-            got = ", ".join(format_shape(s) for s in node.input_shapes)
-            want = ", ".join(format_shape(s) for s in built_for[node.shares])
-            problems.append(
-                Problem(
-                    f"layer '{node.name}' shares the weights of '{node.shares}', built for "
-                    f"input {want}, but gets {got}",
-                    (*node.loc, "inputs"),
-                )
-            )
+        nodes.append(
+            Node(name, layer, wiring[index], in_shapes, shape, loc, shares, several, submodel)
+        )
+    for position, name in enumerate(outputs):
+        if name not in shapes and layer_of(name) in shapes:
+            where = (*at, "outputs", *([position] if isinstance(spec.outputs, list) else []))
+            problems.append(Problem(no_such_output(name, output_counts), where))
+    problems += shared_shape_problems(nodes)
     if problems:
         raise KcliError(problems)
-    return GraphPlan(inputs, tuple(nodes), tuple(outputs), model.is_sequential)
+    trainable = getattr(spec, "trainable", True)
+    return GraphPlan(inputs, tuple(nodes), tuple(outputs), spec.is_sequential, {}, trainable)
 
 
-def layer_of(reference: str) -> str:
-    """The layer (or model input) a wiring reference names: `encoder:1` -> `encoder`."""
-    name, colon, index = reference.rpartition(":")
-    return name if colon and index.isdigit() else reference
+def _call_shapes(
+    model: str, submodel: GraphPlan, given: list[Shape], context: _Planning
+) -> list[Shape]:
+    """A call's output shapes: the sub-model's, for the shapes the call gives it."""
 
+    def replan(inputs: dict[str, Shape]) -> list[Shape]:
+        try:
+            plan = _plan(context.specs[model], ("model", "models", model), context, inputs)
+        except KcliError as error:
+            detail = "; ".join(p.message for p in error.problems)
+            shown = ", ".join(format_shape(s) for s in inputs.values())
+            raise ShapeError(f"sub-model '{model}' on input {shown}: {detail}") from None
+        return plan.output_shapes
 
-def _resolve_shared(layers: list[LayerSpec], names: list[str], problem) -> dict:
-    """index of a Shared call -> (the shared layer's spec, its name), following chains."""
-    from kcli.model.layers.shared import Shared
-
-    index_of = {name: index for index, name in enumerate(names)}
-    resolved = {}
-    for index, layer in enumerate(layers):
-        if not isinstance(layer, Shared):
-            continue
-        seen, target = {index}, layer.shares
-        while target in index_of and isinstance(layers[index_of[target]], Shared):
-            if index_of[target] in seen:
-                break
-            seen.add(index_of[target])
-            target = layers[index_of[target]].shares
-        if target not in index_of:
-            problem(
-                index,
-                f"shares '{target}', which is not a layer{did_you_mean(target, names)}",
-                "shares",
-            )
-        elif isinstance(layers[index_of[target]], Shared):
-            problem(index, f"shares '{layer.shares}', which comes back to itself", "shares")
-        else:
-            resolved[index] = (layers[index_of[target]], target)
-    return resolved
-
-
-def _topological_order(
-    names: list[str], wiring: list[tuple[str, ...]], inputs: set[str]
-) -> list[int] | list[Problem]:
-    """Layer indices in an order where every layer comes after its inputs (stable)."""
-    index_of = {name: i for i, name in enumerate(names)}
-    pending = {i: {s for s in wiring[i] if s not in inputs} for i in range(len(names))}
-    order: list[int] = []
-    done: set[str] = set()
-    while pending:
-        ready = [i for i, needs in pending.items() if needs <= done]
-        if not ready:
-            cycle = _find_cycle(pending, index_of)
-            members = " -> ".join(names[i] for i in [*cycle, cycle[0]])
-            return [Problem(f"layers form a cycle: {members}", ("model", "layers", min(cycle)))]
-        for i in ready:
-            order.append(i)
-            done.add(names[i])
-            del pending[i]
-    return order
-
-
-def _find_cycle(pending: dict[int, set[str]], index_of: dict[str, int]) -> list[int]:
-    """Layer indices on one cycle among layers that can never become ready."""
-    path: list[int] = []
-    current = min(pending)
-    while current not in path:
-        path.append(current)
-        current = min(index_of[s] for s in pending[current] if index_of[s] in pending)
-    cycle = path[path.index(current) :]
-    # Feeding order reads naturally: a -> b means a feeds b.
-    return cycle[::-1]
-
-
-def _ancestors(outputs: list[str], wiring: dict[str, tuple[str, ...]]) -> set[str]:
-    seen: set[str] = set()
-    stack = list(outputs)
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in wiring:
-            continue
-        seen.add(name)
-        stack.extend(wiring[name])
-    return seen
+    declared = submodel.output_shapes
+    return call_output_shapes(model, submodel.inputs, declared, given, replan)
 
 
 def describe_shape(shape: Shape) -> str:

@@ -1,9 +1,12 @@
 """The `model:` section (RECIPE.md): Sequential (`input_shape` + layers) or functional
-(named inputs, wired layers, outputs). Torch-free; `kcli.model.graph.plan_graph` turns it
-into a GraphPlan.
+(named inputs, wired layers, outputs), and the sub-models it calls as layers (`models:`).
+Torch-free; `kcli.model.graph.plan_graph` turns it into a GraphPlan.
 """
 
 from __future__ import annotations
+
+import re
+from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -11,6 +14,7 @@ from kcli.model.layers import LayerRef
 from kcli.registry import Spec
 
 Dim = int | None  # a per-sample dimension; None: not known until data arrives
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")  # as a layer's `name` (LayerSpec)
 
 
 def _check_dims(dims: list[Dim]) -> list[Dim]:
@@ -22,10 +26,10 @@ def _check_dims(dims: list[Dim]) -> list[Dim]:
     return dims
 
 
-class ModelSpec(Spec):
-    """Sequential (`input_shape` + layers) or functional (`inputs` + named, wired layers)."""
+class GraphSpec(Spec):
+    """A graph of layers: Sequential (`input_shape` + layers) or functional (`inputs` + named,
+    wired layers); the model itself, or a sub-model it calls."""
 
-    name: str | None = Field(None, description="The model's name; default: the recipe's.")
     input_shape: list[Dim] | None = Field(
         None, description="Per-sample shape of the single input, batch excluded, channels last."
     )
@@ -34,7 +38,9 @@ class ModelSpec(Spec):
     )
     layers: list[LayerRef] = Field(min_length=1, description="The layers, in order.")
     outputs: str | list[str] | None = Field(
-        None, description="The layer(s) whose output is the model's; default: the last layer."
+        None,
+        description="The layer(s) whose output is the model's (`layer:k`: its output k); "
+        "default: the last layer.",
     )
 
     @field_validator("input_shape")
@@ -53,7 +59,7 @@ class ModelSpec(Spec):
         return value
 
     @model_validator(mode="after")
-    def _one_input_form(self) -> ModelSpec:
+    def _one_input_form(self) -> GraphSpec:
         if (self.input_shape is None) == (self.inputs is None):
             raise ValueError("give exactly one of input_shape (one input) or inputs (named)")
         return self
@@ -72,3 +78,40 @@ class ModelSpec(Spec):
     def is_sequential(self) -> bool:
         """A single input and no layer wired by name: shown as Keras shows a Sequential model."""
         return self.input_shape is not None and all(layer.inputs is None for layer in self.layers)
+
+
+class SubModelSpec(GraphSpec):
+    """A model defined once under `model.models` and called as a layer, `{type: Model, model:
+    NAME}`, as many times as needed: every call runs the same layers with the same weights."""
+
+    keras_pointers: ClassVar[dict[str, str]] = {
+        "models": "every sub-model is defined under the model's own models: (a sub-model may "
+        "call any of them)",
+        "name": "a sub-model is named by its key under model.models",
+    }
+
+    trainable: bool = Field(
+        True, description="False freezes every weight of the sub-model, in every call."
+    )
+
+
+class ModelSpec(GraphSpec):
+    """The recipe's model: a graph of layers, and the sub-models its layers may call."""
+
+    name: str | None = Field(None, description="The model's name; default: the recipe's.")
+    models: dict[str, SubModelSpec] | None = Field(
+        None,
+        description="Sub-models by name, each called as a layer {type: Model, model: NAME} "
+        "(Keras' calling a Model object): its own inputs, layers and outputs.",
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, value: dict[str, SubModelSpec] | None) -> dict | None:
+        for name in value or {}:
+            if not _NAME.fullmatch(name):
+                raise ValueError(
+                    f"'{name}' cannot name a sub-model: use letters, digits, _ and - "
+                    "(not first), as for a layer's name"
+                )
+        return value

@@ -213,7 +213,7 @@ def describe_entry(kind: str, name: str) -> dict[str, Any]:
             default = default.model_dump(exclude_none=True).get("type", default)
         arguments.append(
             {
-                "name": field_name,
+                "name": field.alias or field_name,  # the key a recipe writes
                 "type": _registry_kind(field.metadata) or _type_text(field.annotation),
                 "default": default,
                 "constraints": _constraints(field.metadata),

@@ -194,7 +194,9 @@ def check_recipe(
     except KcliError as err:
         raise locate(err, loaded) from None
     problems = output_problems(loaded.recipe, plan)
-    problems += logged_name_problems(loaded.recipe, *known_splits(loaded.recipe))
+    for problem in logged_name_problems(loaded.recipe, *known_splits(loaded.recipe), plan.outputs):
+        if problem not in problems:  # a loss mapping that does not fit the outputs: said once
+            problems.append(problem)
     problems += missing_package_problems(loaded.recipe)
     if problems:
         raise locate(KcliError(problems), loaded)

@@ -38,9 +38,12 @@ def known_splits(recipe: Any) -> tuple[bool | None, bool | None]:
     return has_validation, has_test
 
 
-def metric_names(metric_specs: list, has_validation: bool, has_test: bool) -> list[str]:
-    """Everything a run logs: `loss`, the metrics, their `val_` and `test_` forms."""
-    names = ["loss", *(spec.log_name for spec in metric_specs)]
+def metric_names(
+    metric_specs: list, has_validation: bool, has_test: bool, output_losses: list[str] = ()
+) -> list[str]:
+    """Everything a run logs: `loss`, each output's `<output>_loss` when there are several,
+    the metrics, their `val_` and `test_` forms."""
+    names = ["loss", *output_losses, *(spec.log_name for spec in metric_specs)]
     out = list(names)
     if has_validation:
         out += [f"val_{n}" for n in names]
@@ -49,15 +52,33 @@ def metric_names(metric_specs: list, has_validation: bool, has_test: bool) -> li
     return out
 
 
+def output_loss_names(outputs: list[str] | None) -> list[str]:
+    """`<output>_loss` for each output of a model with several (Keras' names), else none."""
+    from kcli.compile.outputs import output_log_name
+
+    if outputs is None or len(outputs) < 2:
+        return []
+    return [f"{output_log_name(name)}_loss" for name in outputs]
+
+
 def logged_name_problems(
-    recipe: Any, has_validation: bool | None, has_test: bool | None
+    recipe: Any,
+    has_validation: bool | None,
+    has_test: bool | None,
+    outputs: list[str] | None = None,
 ) -> list[Problem]:
     """A Problem for each `expect:` key and callback `monitor` the run would not log.
 
     None for a split means "not known yet": names that need that split are not judged.
+    `outputs` are the model's outputs (plan.outputs).
     """
-    metric_specs = recipe.compile.logged_metrics()
-    logged = metric_names(metric_specs, bool(has_validation), bool(has_test))
+    try:
+        metric_specs = recipe.compile.logged_metrics(outputs)
+    except KcliError as error:
+        return list(error.problems)
+    logged = metric_names(
+        metric_specs, bool(has_validation), bool(has_test), output_loss_names(outputs)
+    )
     problems = []
     for key in recipe.expect:
         why = _unknown_because(key, logged, has_validation, has_test)
@@ -138,15 +159,17 @@ def declared_classes(recipe: Any) -> int | None:
 
 
 def output_problems(recipe: Any, plan: Any) -> list[Problem]:
-    """The loss against the model's output, as far as the recipe alone tells (no data read)."""
-    if len(plan.outputs) != 1:
-        return [
-            Problem(
-                f"compile takes one loss, but the model has {len(plan.outputs)} outputs "
-                f"({', '.join(plan.outputs)}); give model.outputs a single layer",
-                ("model", "outputs"),
-            )
-        ]
-    loss = recipe.compile.loss
-    problem = loss.check_output(tuple(plan.output_shapes[0]), declared_classes(recipe))
-    return [Problem(problem, ("compile", "loss"))] if problem else []
+    """Each output's loss against the output, as far as the recipe alone tells (no data read);
+    a loss, loss_weights or metrics mapping or list that does not fit the outputs."""
+    try:
+        heads = recipe.compile.heads(plan.outputs)
+    except KcliError as error:
+        return list(error.problems)
+    classes = declared_classes(recipe) if len(heads) == 1 else None
+    problems = []
+    for head in heads:
+        problem = head.loss.check_output(tuple(plan.output_shapes[head.index]), classes)
+        if problem:
+            where = "" if head.name is None else f"output '{head.name}': "
+            problems.append(Problem(where + problem, head.loss_loc))
+    return problems

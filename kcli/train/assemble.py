@@ -62,9 +62,13 @@ def shard_for_evaluation(split: Any, rank: int, world: int) -> Any:
     n = len(split)
     bounds = np.linspace(0, n, world + 1).round().astype(int)
     part = slice(bounds[rank], bounds[rank + 1])
-    x = {k: v[part] for k, v in split.x.items()} if isinstance(split.x, dict) else split.x[part]
-    weights = None if split.sample_weight is None else split.sample_weight[part]
-    return ArraySplit(x, None if split.y is None else split.y[part], weights)
+
+    def rows(values: Any) -> Any:  # an array, or a mapping (inputs, targets by output)
+        if values is None:
+            return None
+        return {k: v[part] for k, v in values.items()} if isinstance(values, dict) else values[part]
+
+    return ArraySplit(rows(split.x), rows(split.y), rows(split.sample_weight))
 
 
 def make_callbacks(prepared: Prepared) -> list:
@@ -91,7 +95,7 @@ def make_trainer(
     recipe = prepared.loaded.recipe
     model = prepared.model
     optimizer = recipe.compile.optimizer.build([p for p in model.parameters() if p.requires_grad])
-    stepper = Stepper(model, prepared.objective, optimizer, prepared.device, recipe.fit.precision)
+    stepper = Stepper(model, prepared.objectives, optimizer, prepared.device, recipe.fit.precision)
     if context is not None:
         cuda = prepared.device.type == "cuda"
         stepper.distribute([prepared.device.index] if cuda else None)

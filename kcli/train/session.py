@@ -365,7 +365,8 @@ def _write_run_files(run_dir: Path, loaded: LoadedRecipe, prepared, options: Tra
     runs.write_text_atomic(run_dir / "summary.txt", render_summary(summary))
     document = {
         "preprocessing": prepared.splits.preprocessing.to_json(),
-        "target": prepared.splits.target.to_json(),
+        # A model of several outputs has one target per output, in "preprocessing".
+        "target": None if prepared.splits.target is None else prepared.splits.target.to_json(),
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     runs.write_text_atomic(run_dir / "preprocess.json", json.dumps(document, indent=2))

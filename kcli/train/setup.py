@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from kcli.data.several import items
 from kcli.errors import KcliError, Problem
 from kcli.fit.steps import Objective
-from kcli.model.graph import GraphPlan
+from kcli.model.graph import GraphPlan, plan_graph
 from kcli.recipe.load import LoadedRecipe, locate
 
 
@@ -64,11 +65,11 @@ class Prepared:
     plan: GraphPlan
     model: torch.nn.Module
     splits: Any  # kcli.data.splits.Splits
-    objective: Objective
+    objectives: list[Objective]  # one per model output
     metric_specs: list
-    y_dtype: torch.dtype
+    y_dtype: Any  # torch dtype of y; several outputs: a mapping output -> dtype
     device: torch.device
-    train_weights: np.ndarray | None  # per-sample weights (class_weight x sample_weight)
+    train_weights: Any  # per-sample weights (class_weight x sample_weight); by output if several
     dist: Any = None  # kcli.fit.distributed.DistContext when several processes train
 
 
@@ -85,23 +86,23 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
     if device.type == "cuda":
         torch.cuda.set_device(device)
     try:
-        splits = load_data(recipe.data, base_dir or loaded.base_dir, recipe.seed)
+        # The plan alone (no weights drawn yet) names the outputs the targets are keyed by.
+        outputs = output_names(plan_graph(recipe.model))
+        splits = load_data(recipe.data, base_dir or loaded.base_dir, recipe.seed, outputs)
     except KcliError as error:
         raise locate(error, loaded) from None
     built = loaded.build_model()
     plan = built.plan
     try:
         _check_inputs(plan, splits.input_shapes)
-        objective, y_dtype = make_objective(loaded, plan, splits)
-        metric_specs = recipe.compile.logged_metrics()
-        _check_logged_names(loaded, splits)
-        weights = _train_weights(recipe.fit.class_weight, splits)
+        objectives, y_dtype = make_objectives(loaded, plan, splits)
+        metric_specs = recipe.compile.logged_metrics(plan.outputs)
+        _check_logged_names(loaded, splits, plan)
+        weights = train_weights(recipe.fit.class_weight, splits, outputs)
     except KcliError as error:
         raise locate(error, loaded) from None
     try:
-        _try_one_batch(
-            built.model, objective, metric_specs, splits, y_dtype, len(recipe.compile.metrics)
-        )
+        _try_one_batch(built.model, objectives, metric_specs, splits, y_dtype)
     except KcliError as error:
         raise locate(error, loaded) from None
     model = built.model.to(device)
@@ -110,17 +111,15 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
 
         enable_sync_batchnorm(model)
     return Prepared(
-        loaded, plan, model, splits, objective, metric_specs, y_dtype, device, weights, context
+        loaded, plan, model, splits, objectives, metric_specs, y_dtype, device, weights, context
     )
 
 
-def _try_one_batch(
-    model, objective: Objective, metric_specs: list, splits, y_dtype, unweighted: int
-) -> None:
-    """Run the loss and each metric on two training samples, on the CPU, before anything is
-    written: a metric that cannot read these outputs or labels is bad input (exit 2), not a
-    crash in the middle of training. Eval mode and no gradients: no weight, statistic or random
-    state changes. The first `unweighted` metric specs are `metrics`, the rest weighted_metrics."""
+def _try_one_batch(model, objectives: list[Objective], metric_specs: list, splits, y_dtype) -> None:
+    """Run each output's loss and each metric on two training samples, on the CPU, before
+    anything is written: a metric that cannot read these outputs or labels is bad input
+    (exit 2), not a crash in the middle of training. Eval mode and no gradients: no weight,
+    statistic or random state changes."""
     from kcli.data.splits import ArraySplit
 
     train = splits.train
@@ -133,23 +132,32 @@ def _try_one_batch(
         if isinstance(x, dict)
         else (torch.as_tensor(x[take]))
     )
-    y = torch.as_tensor(np.asarray(train.y[take])).to(y_dtype)
+    targets = {
+        name: torch.as_tensor(np.asarray(values[take])).to(
+            y_dtype[name] if isinstance(y_dtype, dict) else y_dtype
+        )
+        for name, values in items(train.y)
+    }
+    names = {objective.output: objective.name for objective in objectives}
     model.eval()
     with torch.no_grad():
         outputs, pres, _ = model.forward_train(x)
-        head = pres[0] if objective.uses_logits else outputs[0]
-        try:
-            objective.loss_fn(head.float(), y)
-        except (RuntimeError, ValueError, IndexError) as error:
-            raise KcliError(
-                Problem(
-                    f"the loss cannot read this model's output and labels: {error}",
-                    ("compile", "loss"),
-                )
-            ) from None
-        for index, spec in enumerate(metric_specs):
+        for objective in objectives:
+            index = objective.output
+            head = pres[index] if objective.uses_logits else outputs[index]
             try:
-                spec.build().update(outputs[0].float(), y)
+                objective.loss_fn(head.float(), targets[objective.name])
+            except (RuntimeError, ValueError, IndexError) as error:
+                raise KcliError(
+                    Problem(
+                        f"the loss cannot read this model's output and labels: {error}",
+                        objective.loss_loc,
+                    )
+                ) from None
+        for spec in metric_specs:
+            y = targets[names.get(spec.output)]
+            try:
+                spec.build().update(outputs[spec.output].float(), y)
             except (RuntimeError, ValueError, IndexError) as error:
                 hint = ""
                 if "top_k" in spec.type and y.dim() == 1 and "sparse" not in spec.type:
@@ -158,10 +166,7 @@ def _try_one_batch(
                     Problem(
                         f"{spec.log_name} cannot read this model's output and labels{hint}: "
                         f"{error}",
-                        # logged_metrics lists `metrics` first, then `weighted_metrics`.
-                        ("compile", "metrics", index)
-                        if index < unweighted
-                        else ("compile", "weighted_metrics", index - unweighted),
+                        spec.recipe_loc,
                     )
                 ) from None
     model.train()
@@ -198,38 +203,55 @@ def _check_inputs(plan: GraphPlan, data_shapes: dict[str, tuple]) -> None:
             )
 
 
-def make_objective(loaded: LoadedRecipe, plan: GraphPlan, splits) -> tuple[Objective, torch.dtype]:
-    loss = loaded.recipe.compile.loss
-    if len(plan.outputs) != 1:
-        raise KcliError(
-            Problem(
-                f"compile takes one loss, but the model has {len(plan.outputs)} outputs "
-                f"({', '.join(plan.outputs)}); give model.outputs a single layer",
-                ("model", "outputs"),
-            )
+def output_names(plan: GraphPlan) -> list[str]:
+    """The model's outputs as its logs and targets name them."""
+    from kcli.compile.outputs import output_log_name
+
+    return [output_log_name(name) for name in plan.outputs]
+
+
+def make_objectives(loaded: LoadedRecipe, plan: GraphPlan, splits) -> tuple[list[Objective], Any]:
+    """Each output's loss, checked against its output and targets; y's dtype (by output when
+    the model has several)."""
+    heads = loaded.recipe.compile.heads(plan.outputs)
+    objectives, dtypes = [], {}
+    for head in heads:
+        loss = head.loss
+        output_shape = plan.output_shapes[head.index]
+        target = splits.target_of(head.name)
+        where = "" if head.name is None else f"output '{head.name}': "
+        problem = loss.check_output(tuple(output_shape), target.n_classes, tuple(target.shape))
+        if problem:
+            raise KcliError(Problem(where + problem, head.loss_loc))
+        sparse = loss.target_kind == "sparse"
+        try:
+            target.check_output(tuple(output_shape), sparse=sparse)
+        except KcliError as error:
+            raise KcliError([Problem(where + p.message, p.loc) for p in error.problems]) from None
+        link = plan.output_link(plan.outputs[head.index])
+        uses_logits = loss.folds_link(link)
+        objective = Objective(
+            loss.build(link if uses_logits else None),
+            uses_logits,
+            link if uses_logits else None,
+            output=head.index,
+            name=head.name,
+            weight=head.weight,
+            loss_loc=head.loss_loc,
         )
-    output_shape = plan.output_shapes[0]
-    target = splits.target
-    problem = loss.check_output(tuple(output_shape), target.n_classes, tuple(target.shape))
-    if problem:
-        raise KcliError(Problem(problem, ("compile", "loss")))
-    sparse = loss.target_kind == "sparse"
-    target.check_output(tuple(output_shape), sparse=sparse)
-    link = plan.output_link(plan.outputs[0])
-    uses_logits = loss.folds_link(link)
-    objective = Objective(
-        loss.build(link if uses_logits else None), uses_logits, link if uses_logits else None
-    )
-    return objective, torch.long if sparse else torch.float32
+        objectives.append(objective)
+        dtypes[head.name] = torch.long if sparse else torch.float32
+    y_dtype = dtypes[None] if None in dtypes else dtypes
+    return objectives, y_dtype
 
 
-def _check_logged_names(loaded: LoadedRecipe, splits) -> None:
+def _check_logged_names(loaded: LoadedRecipe, splits, plan: GraphPlan) -> None:
     """`expect:` keys and callback monitors against the splits the data really gave; the
     optional packages the callbacks need (before the run folder exists)."""
     from kcli.recipe.logged import logged_name_problems, missing_package_problems
 
     problems = logged_name_problems(
-        loaded.recipe, splits.validation is not None, splits.test is not None
+        loaded.recipe, splits.validation is not None, splits.test is not None, plan.outputs
     )
     problems += missing_package_problems(loaded.recipe)
     from kcli.data.splits import ArraySplit
@@ -246,13 +268,50 @@ def _check_logged_names(loaded: LoadedRecipe, splits) -> None:
         raise KcliError(problems)
 
 
-def _train_weights(class_weight: Any, splits) -> np.ndarray | None:
-    """Per-sample weights of the train split: class_weight times any given sample weight."""
+def train_weights(class_weight: Any, splits, outputs: list[str]) -> Any:
+    """Per-sample weights of the train split: class_weight times any given sample weight.
+
+    A model of several outputs gets them by output: `class_weight` is then a mapping output ->
+    class weights (an output it leaves out has none), and the sample weights one array for
+    every output or a mapping output -> array."""
     train = splits.train
     base = getattr(train, "sample_weight", None)
-    if class_weight is None or not hasattr(train, "y"):
+    if splits.targets is None:
+        return _weights_of(class_weight, getattr(train, "y", None), base, ("fit", "class_weight"))
+    if class_weight is not None and not _by_output(class_weight):
+        raise KcliError(
+            Problem(
+                f"the model has {len(outputs)} outputs: give class_weight per output, as a "
+                f"mapping output -> class weights ({', '.join(outputs)})",
+                ("fit", "class_weight"),
+            )
+        )
+    if class_weight is not None:
+        from kcli.data.several import check_keys
+
+        check_keys(class_weight, outputs, ("fit", "class_weight"), "class weights", required=False)
+    if class_weight is None and not isinstance(base, dict):
         return base
-    labels = np.asarray(train.y)
+    weights = {}
+    for name in outputs:
+        own = base.get(name) if isinstance(base, dict) else base
+        table = (class_weight or {}).get(name)
+        y = train.y[name] if hasattr(train, "y") else None
+        value = _weights_of(table, y, own, ("fit", "class_weight", name))
+        if value is not None:
+            weights[name] = value
+    return weights or None
+
+
+def _by_output(class_weight: Any) -> bool:
+    return isinstance(class_weight, dict) and all(isinstance(k, str) for k in class_weight)
+
+
+def _weights_of(class_weight: Any, labels: Any, base: Any, loc: tuple) -> np.ndarray | None:
+    """One output's per-sample weights: its class weights of `labels`, times `base`."""
+    if class_weight is None or labels is None:
+        return base
+    labels = np.asarray(labels)
     if labels.ndim > 1 and labels.shape[-1] > 1:
         labels = labels.argmax(axis=-1)
     labels = labels.reshape(-1).astype(np.int64)
@@ -263,11 +322,7 @@ def _train_weights(class_weight: Any, splits) -> np.ndarray | None:
     else:
         missing = sorted(set(range(n_classes)) - set(class_weight))
         if missing:
-            raise KcliError(
-                Problem(
-                    f"class_weight has no weight for class(es) {missing}", ("fit", "class_weight")
-                )
-            )
+            raise KcliError(Problem(f"class_weight has no weight for class(es) {missing}", loc))
         table = np.array([class_weight[c] for c in range(n_classes)], dtype=np.float64)
     weights = table[labels].astype(np.float32)
     return weights if base is None else (weights * base).astype(np.float32)

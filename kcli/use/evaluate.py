@@ -11,15 +11,18 @@ Classifiers also get a confusion matrix and per-class precision and recall.
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from kcli.errors import KcliError, Problem
+from kcli.use.confusion import (
+    confusion_for,
+    number,
+    print_confusion,
+)
 
 SPLITS = ("test", "validation", "train")
-CLASS_TARGETS = ("sparse", "onehot", "binary")  # loss target kinds that make a classifier
 
 
 def unlocated(error: KcliError, source: str | None = None) -> KcliError:
@@ -65,19 +68,9 @@ def run_device(run_dir: Path, requested: str | None) -> str:
     return "cpu"
 
 
-def is_classifier(loss: Any) -> bool:
-    """True when the run's loss compares class labels (crossentropy, hinge ...)."""
-    return loss.target_kind in CLASS_TARGETS
-
-
-def binary_threshold(loss: Any) -> float:
-    """Where a one-unit output splits class 0 from 1: 0 for logits and hinge scores, else 0.5."""
-    return 0.0 if getattr(loss, "from_logits", False) or "hinge" in loss.type else 0.5
-
-
-def class_labels(run_model: Any, units: int) -> list[str]:
+def class_labels(run_model: Any, units: int, output: str | None = None) -> list[str]:
     """The names of the classes a classifier's output stands for (indices as text if none)."""
-    names = run_model.class_names
+    names = run_model.class_names_of(output)
     count = max(units, 2)
     if names and len(names) >= count:
         return list(names[:count])
@@ -96,16 +89,23 @@ class Evaluation:
     n_samples: int
     class_names: list[str] | None = None
     confusion: list[list[int]] | None = None  # rows: true class, columns: predicted class
+    # A model of several outputs: output name -> (class names, confusion matrix) for each
+    # classification output (`class_names` and `confusion` are then None).
+    by_output: dict[str, tuple[list[str], list[list[int]]]] | None = None
 
-    def per_class(self) -> list[dict[str, Any]]:
-        """Precision, recall and support of each class, from the confusion matrix."""
-        if self.confusion is None:
+    def per_class(self, output: str | None = None) -> list[dict[str, Any]]:
+        """Precision, recall and support of each class, from the confusion matrix (of
+        `output` when the model has several)."""
+        names, confusion = (
+            (self.class_names, self.confusion) if output is None else self.by_output[output]
+        )
+        if confusion is None:
             return []
         rows = []
-        for k, name in enumerate(self.class_names or []):
-            hit = self.confusion[k][k]
-            predicted = sum(row[k] for row in self.confusion)
-            support = sum(self.confusion[k])
+        for k, name in enumerate(names or []):
+            hit = confusion[k][k]
+            predicted = sum(row[k] for row in confusion)
+            support = sum(confusion[k])
             rows.append(
                 {
                     "class": name,
@@ -129,6 +129,15 @@ class Evaluation:
             document["classes"] = self.class_names
             document["confusion_matrix"] = self.confusion
             document["per_class"] = self.per_class()
+        if self.by_output:
+            document["outputs"] = {
+                name: {
+                    "classes": names,
+                    "confusion_matrix": confusion,
+                    "per_class": self.per_class(name),
+                }
+                for name, (names, confusion) in self.by_output.items()
+            }
         return document
 
 
@@ -155,12 +164,22 @@ def evaluate_run(
     else:
         prepared, chosen = _other_data(run_model, data, device_name)
         described, split = f"data {data}", None
-    metrics, count, confusion = _evaluate(prepared, chosen)
-    names = None
-    if confusion is not None:
-        names = class_labels(run_model, len(confusion))
+    metrics, count, confusions = _evaluate(prepared, chosen)
+    labelled = {
+        output: (class_labels(run_model, len(matrix), output), matrix)
+        for output, matrix in confusions.items()
+    }
+    names, confusion = labelled.pop(None, (None, None))
     return Evaluation(
-        run_dir, run_model.checkpoint, described, split, metrics, count, names, confusion
+        run_dir,
+        run_model.checkpoint,
+        described,
+        split,
+        metrics,
+        count,
+        names,
+        confusion,
+        labelled or None,
     )
 
 
@@ -214,23 +233,36 @@ def _other_data(run_model: Any, source: str, device_name: str) -> tuple[Any, Any
     from kcli.data.sources import load_source_arrays
     from kcli.data.splits import ArraySplit, Splits
     from kcli.data.targets import count_classes, describe_target
-    from kcli.train.setup import Prepared, make_objective, pick_device
+    from kcli.train.setup import Prepared, make_objectives, pick_device
 
     recipe = run_model.loaded.recipe
     spec = source_spec_for(run_model, source)
     prep = run_model.preprocessing
+    outputs = run_model.output_names
     try:
-        raw = load_source_arrays(spec, Path.cwd(), seed=recipe.seed, loc=("data", "test"))
+        raw = load_source_arrays(
+            spec, Path.cwd(), seed=recipe.seed, loc=("data", "test"), outputs=outputs
+        )
         x = prep.transform_x(raw.x, raw.where, raw.loc, raw.row_label)
         y = prep.transform_y(raw.y, raw.where, raw.loc, raw.row_label)
     except KcliError as error:
         raise unlocated(error, source) from None
-    names = prep.class_names
-    target = describe_target([y], names, count_classes([y], names), ("--data",))
+
+    def described(values: Any, output: str | None) -> Any:
+        names = run_model.class_names_of(output)
+        return describe_target([values], names, count_classes([values], names), ("--data",))
+
     split = ArraySplit(x, y, raw.sample_weight)
-    splits = Splits(split, None, split, prep, target, prep.output_shapes())
-    objective, y_dtype = make_objective(run_model.loaded, run_model.plan, splits)
-    metric_specs = recipe.compile.logged_metrics()
+    if isinstance(y, dict):
+        targets = {name: described(values, name) for name, values in y.items()}
+        splits = Splits(split, None, split, prep, None, prep.output_shapes(), targets)
+    else:
+        splits = Splits(split, None, split, prep, described(y, None), prep.output_shapes())
+    try:
+        objectives, y_dtype = make_objectives(run_model.loaded, run_model.plan, splits)
+    except KcliError as error:
+        raise unlocated(error, source) from None
+    metric_specs = recipe.compile.logged_metrics(run_model.plan.outputs)
     device = pick_device(device_name)
     model = run_model.model.to(device)
     prepared = Prepared(
@@ -238,7 +270,7 @@ def _other_data(run_model: Any, source: str, device_name: str) -> tuple[Any, Any
         run_model.plan,
         model,
         splits,
-        objective,
+        objectives,
         metric_specs,
         y_dtype,
         device,
@@ -247,71 +279,36 @@ def _other_data(run_model: Any, source: str, device_name: str) -> tuple[Any, Any
     return prepared, split
 
 
-class _Confusion:
-    """A confusion matrix counted on the device, batch by batch (no host sync per batch)."""
-
-    def __init__(self, n_classes: int, threshold: float, device: Any) -> None:
-        import torch
-
-        self.n = n_classes
-        self.threshold = threshold
-        self.counts = torch.zeros(n_classes * n_classes, dtype=torch.long, device=device)
-
-    def add(self, output: Any, y: Any) -> None:
-        import torch
-
-        if self.n > 2 or output.shape[-1] > 1:
-            predicted = output.argmax(-1).reshape(-1)
-            truth = y.argmax(-1) if y.is_floating_point() and y.shape == output.shape else y
-        else:  # one unit: class 1 above the threshold; labels 0/1 (or -1/1 for hinge)
-            predicted = (output > self.threshold).long().reshape(-1)
-            truth = y >= 0.5
-        truth = truth.long().reshape(-1)
-        self.counts += torch.bincount(truth * self.n + predicted, minlength=self.n * self.n)
-
-    def matrix(self) -> list[list[int]]:
-        return self.counts.reshape(self.n, self.n).tolist()
-
-
-def _confusion_for(prepared: Any) -> _Confusion | None:
-    """A counter when the output is one class decision per sample; None otherwise."""
-    loss = prepared.loaded.recipe.compile.loss
-    shape = tuple(prepared.plan.output_shapes[0])
-    if not is_classifier(loss) or len(shape) != 1:
-        return None
-    units = shape[0]
-    if loss.target_kind == "binary" and units > 1:
-        return None  # several independent 0/1 labels per sample: no single class to count
-    return _Confusion(max(units, 2), binary_threshold(loss), prepared.device)
-
-
-def _evaluate(prepared: Any, split: Any) -> tuple[dict[str, float], int, list | None]:
-    """Training's evaluation (Trainer.evaluate's math) over every batch of one split."""
-    from kcli.fit.steps import Accumulator, Stepper
+def _evaluate(prepared: Any, split: Any) -> tuple[dict[str, float], int, dict]:
+    """Training's evaluation (Trainer.evaluate's math) over every batch of one split; the
+    confusion matrix of each classification output (keyed None for a model of one output)."""
+    from kcli.fit.steps import Accumulator, Stepper, part_of
+    from kcli.recipe.logged import output_loss_names
     from kcli.train.assemble import make_batches
 
     model = prepared.model.eval()
     precision = prepared.loaded.recipe.fit.precision
-    stepper = Stepper(model, prepared.objective, None, prepared.device, precision)
-    accumulator = Accumulator.zeros(prepared.device)
+    stepper = Stepper(model, prepared.objectives, None, prepared.device, precision)
+    accumulator = Accumulator.zeros(prepared.device, len(prepared.objectives))
     metrics = [spec.streaming() for spec in prepared.metric_specs]
-    confusion = _confusion_for(prepared)
+    heads = prepared.loaded.recipe.compile.heads(prepared.plan.outputs)
+    counters = {head.name: confusion_for(prepared, head) for head in heads}
+    counters = {name: counter for name, counter in counters.items() if counter is not None}
     for x, y, w in make_batches(prepared, split, train=False).epoch(0):
-        output = stepper.eval_step(x, y, w, accumulator, metrics)
-        if confusion is not None:
-            confusion.add(output, y)
+        outputs = stepper.eval_step(x, y, w, accumulator, metrics)
+        for head in heads:
+            if head.name in counters:
+                counters[head.name].add(outputs[head.index], part_of(y, head.name))
     count = max(float(accumulator.count), 1.0)  # as Trainer._logs divides
     logs = {"loss": float(accumulator.loss_sum) / count}
+    for name, total in zip(
+        output_loss_names(prepared.plan.outputs), accumulator.output_sums, strict=True
+    ):
+        logs[name] = float(total) / count
     for spec, metric in zip(prepared.metric_specs, metrics, strict=True):
         logs[spec.log_name] = float(metric.compute())
-    matrix = confusion.matrix() if confusion is not None else None
-    return logs, int(accumulator.count), matrix
-
-
-def _number(value: float | None, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}"
+    matrices = {name: counter.matrix() for name, counter in counters.items()}
+    return logs, int(accumulator.count), matrices
 
 
 def render_evaluation(evaluation: Evaluation) -> str:
@@ -331,25 +328,10 @@ def render_evaluation(evaluation: Evaluation) -> str:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in evaluation.metrics.items():
-        table.add_row(name, _number(value))
+        table.add_row(name, number(value))
     console.print(table)
     if evaluation.confusion is not None:
-        names = evaluation.class_names or []
-        matrix = Table(
-            title="confusion matrix (rows: true class, columns: predicted)", title_justify="left"
-        )
-        matrix.add_column("true \\ predicted")
-        for name in names:
-            matrix.add_column(name, justify="right")
-        for name, row in zip(names, evaluation.confusion, strict=True):
-            matrix.add_row(name, *(str(v) for v in row))
-        console.print(matrix)
-        scores = Table(title="per class", title_justify="left")
-        for column in ("class", "precision", "recall", "support"):
-            scores.add_column(column, justify="left" if column == "class" else "right")
-        for row in evaluation.per_class():
-            scores.add_row(
-                row["class"], _number(row["precision"]), _number(row["recall"]), str(row["support"])
-            )
-        console.print(scores)
+        print_confusion(console, evaluation, None)
+    for output in evaluation.by_output or {}:
+        print_confusion(console, evaluation, output)
     return buffer.getvalue()

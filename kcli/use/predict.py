@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,49 +23,30 @@ import numpy as np
 
 from kcli.errors import KcliError, Problem
 from kcli.files import check_output_path
-from kcli.use.evaluate import (
-    binary_threshold,
-    class_labels,
-    find_run,
-    is_classifier,
-    run_device,
-    unlocated,
-)
+from kcli.use.confusion import is_classifier
+from kcli.use.evaluate import class_labels, find_run, run_device
 from kcli.use.predict_inputs import open_input
+from kcli.use.prediction import Prediction, decision, model_outputs
 
 OUTPUT_SUFFIXES = (".npy", ".csv")
+SEVERAL_SUFFIXES = (".npz", ".csv")  # a model of several outputs: an array per output, or CSV
 
 
-@dataclass
-class Prediction:
-    """What `kcli predict` wrote."""
-
-    run_dir: Path
-    input: Path
-    output: Path
-    n_samples: int
-    what: str  # class indices | class names | probabilities | values
-    shape: tuple[int, ...]  # per sample
-    note: str | None = None  # how the input was read, when not the obvious way
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_dir": str(self.run_dir),
-            "input": str(self.input),
-            "output": str(self.output),
-            "n_samples": self.n_samples,
-            "what": self.what,
-            "shape": list(self.shape),
-            "note": self.note,
-        }
-
-
-def output_path(input_path: Path, output: Path | None) -> Path:
-    """-o, checked: .npy or .csv, in a folder that exists; default INPUT.predictions.npy."""
-    path = output or input_path.with_name(f"{input_path.stem}.predictions.npy")
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise KcliError(Problem(f"-o {path}: predictions are written as .npy or .csv"))
+def output_path(input_path: Path, output: Path | None, several: bool = False) -> Path:
+    """-o, checked: .npy or .csv (.npz or .csv for several outputs), in a folder that exists;
+    default INPUT.predictions.npy (.npz)."""
+    suffixes = SEVERAL_SUFFIXES if several else OUTPUT_SUFFIXES
+    path = output or input_path.with_name(f"{input_path.stem}.predictions{suffixes[0]}")
+    if path.suffix.lower() not in suffixes:
+        why = " (one array per output)" if several else ""
+        shown = " or ".join(suffixes)
+        raise KcliError(Problem(f"-o {path}: predictions are written as {shown}{why}"))
     return check_output_path(path)
+
+
+def output_loss(run_model: Any, index: int = 0) -> Any:
+    """The loss output `index` trained with (it says how its predictions are read)."""
+    return run_model.loaded.recipe.compile.heads(run_model.plan.outputs)[index].loss
 
 
 def predict_run(
@@ -81,7 +61,6 @@ def predict_run(
     device: str | None = None,
 ) -> Prediction:
     """Run a trained model over INPUT in batches and write its predictions."""
-    import torch
 
     from kcli.train.assemble import EVAL_BATCH_FACTOR
     from kcli.use.run_model import load_run_model
@@ -90,34 +69,34 @@ def predict_run(
     input_path = Path(input_path)
     if not input_path.is_file():
         raise KcliError(Problem(f"no input file {input_path}"))
-    out = output_path(input_path, output)
     run_model = load_run_model(run_dir, checkpoint, run_device(run_dir, device))
+    several = len(run_model.plan.outputs) > 1
+    out = output_path(input_path, output, several)
     recipe = run_model.loaded.recipe
-    loss = recipe.compile.loss
-    if proba and not is_classifier(loss):
-        raise KcliError(Problem(f"--proba needs a classifier; {run_dir} trained with {loss.type}"))
+    losses = [head.loss for head in recipe.compile.heads(run_model.plan.outputs)]
+    if proba and not any(is_classifier(loss) for loss in losses):
+        raise KcliError(
+            Problem(f"--proba needs a classifier; {run_dir} trained with {losses[0].type}")
+        )
+    loss = losses[0]
     reader = open_input(input_path, run_model)
     size = (
         batch_size or recipe.fit.validation_batch_size or recipe.fit.batch_size * EVAL_BATCH_FACTOR
     )
-    decide = _decision(run_model, proba)
-    model, device = run_model.model, next(run_model.model.parameters()).device
-    writer: _Writer | None = None
+    if several:
+        from kcli.use.predict_outputs import predict_outputs
+
+        return predict_outputs(run_model, reader, input_path, out, size, proba)
+    decide = decision(loss, proba)
+    writer: Writer | None = None
     try:
-        for start, raw in reader.batches(size):
-            try:
-                x = run_model.preprocessing.transform_x(
-                    raw, str(input_path), (), lambda i, s=start: reader.label(s + i)
-                )
-            except KcliError as error:
-                raise unlocated(error) from None
-            with torch.no_grad():
-                output_values = model(_to_tensors(x, device)).float().cpu().numpy()
+        for output in model_outputs(run_model, reader, input_path, size):
+            output_values = output.float().cpu().numpy()
             values = decide(output_values)
             if writer is None:
                 header = _csv_header(run_model, values, proba)
                 labels = class_labels(run_model, run_model.plan.output_shapes[0][-1])
-                writer = _Writer(out, reader.n, values, header, labels)
+                writer = Writer(out, reader.n, values, header, labels)
             writer.write(values)
         if writer is None:
             raise KcliError(Problem(f"{input_path} holds no samples"))
@@ -132,33 +111,10 @@ def predict_run(
     return Prediction(run_dir, input_path, out, reader.n, what, shape, reader.note)
 
 
-def _to_tensors(x: Any, device: Any) -> Any:
-    import torch
-
-    if isinstance(x, dict):
-        return {name: torch.from_numpy(np.ascontiguousarray(v)).to(device) for name, v in x.items()}
-    return torch.from_numpy(np.ascontiguousarray(x)).to(device)
-
-
-def _decision(run_model: Any, proba: bool):
-    """outputs -> what is written: values, probabilities, or class indices."""
-    loss = run_model.loaded.recipe.compile.loss
-    if proba or not is_classifier(loss):
-        return lambda out: out
-    threshold = binary_threshold(loss)
-
-    def classes(out: np.ndarray) -> np.ndarray:
-        if out.shape[-1] == 1:
-            return (out[..., 0] > threshold).astype(np.int64)
-        return out.argmax(axis=-1).astype(np.int64)
-
-    return classes
-
-
 def _csv_header(run_model: Any, values: np.ndarray, proba: bool) -> list[str]:
     """CSV column names: `class`, one per class name (--proba), or `prediction[_i]`."""
     width = int(np.prod(values.shape[1:], dtype=np.int64))
-    loss = run_model.loaded.recipe.compile.loss
+    loss = output_loss(run_model)
     units = run_model.plan.output_shapes[0][-1]
     if is_classifier(loss) and not proba:
         return ["class"] if width == 1 else [f"class_{i}" for i in range(width)]
@@ -168,7 +124,7 @@ def _csv_header(run_model: Any, values: np.ndarray, proba: bool) -> list[str]:
     return ["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]
 
 
-class _Writer:
+class Writer:
     """Predictions to a temp file beside the output, renamed over it when all are written."""
 
     def __init__(

@@ -35,6 +35,20 @@ class RunModel:
     def class_names(self) -> list[str] | None:
         return self.target.class_names if self.target is not None else None
 
+    @property
+    def output_names(self) -> list[str]:
+        """The model's outputs as its logs, targets and predictions name them."""
+        from kcli.compile.outputs import output_log_name
+
+        return [output_log_name(name) for name in self.plan.outputs]
+
+    def class_names_of(self, output: str | None) -> list[str] | None:
+        """The class names of one output (None: the model's only output)."""
+        by_output = getattr(self.preprocessing, "output_class_names", None)
+        if output is None or by_output is None:
+            return self.class_names
+        return by_output.get(output)
+
 
 def default_checkpoint(run_dir: Path) -> str:
     """The checkpoint holding the weights the run ended with (eval.json says), else best."""

@@ -28,10 +28,14 @@ def higher_is_better(name: str) -> bool:
 
 
 def headline_metric(rows: list[dict[str, float]]) -> str:
-    """The metric a run is summarised by: the first with a val_ column, else loss."""
+    """The metric a run is summarised by: the first with a val_ column, else loss. A model of
+    several outputs logs each output's loss (`<output>_loss`): those are losses, not metrics."""
     columns = list(rows[0]) if rows else []
     for name in columns:
-        if name not in SKIPPED and not name.startswith("val_") and f"val_{name}" in columns:
+        loss_part = name.endswith("_loss")
+        if name in SKIPPED or loss_part or name.startswith("val_"):
+            continue
+        if f"val_{name}" in columns:
             return name
     return "loss"
 

@@ -31,6 +31,11 @@ class LayerCase:
     # Why Keras' torch backend itself is wrong here (it differs from Keras on JAX and
     # TensorFlow): the case is an expected failure, strict so a fixed Keras is noticed.
     keras_bug: str | None = None
+    # Spec keys Keras takes when the layer is called, not when it is made (use_causal_mask).
+    call_args: tuple[str, ...] = ()
+    # Keras' layer takes its inputs as positional arguments (MultiHeadAttention's query, value,
+    # key), not as one list; a single input is given as both query and value (self-attention).
+    positional: bool = False
 
     @property
     def type(self) -> str:
@@ -50,9 +55,240 @@ def _rnn(kind: str, id: str, **args: Any) -> LayerCase:
     return case(f"{kind}-{id}", {"type": kind, "units": 3, **args}, (5, 4))
 
 
+def _hw(height: int, width: int) -> dict[str, int]:
+    return {"height": height, "width": width}
+
+
 def _bidirectional(id: str, layer: dict[str, Any], keras_spec=None, **args: Any) -> LayerCase:
     spec = {"type": "Bidirectional", "layer": {"units": 3, **layer}, **args}
     return case(f"Bidirectional-{id}", spec, (5, 4), keras_spec=keras_spec)
+
+
+def _mha(id: str, *shapes: tuple[int, ...], **args: Any) -> LayerCase:
+    spec = {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 3, **args}
+    calls = ("use_causal_mask",) if "use_causal_mask" in args else ()
+    return case(f"MultiHeadAttention-{id}", spec, *shapes, call_args=calls, positional=True)
+
+
+def _attention(kind: str, id: str, *shapes: tuple[int, ...], **args: Any) -> LayerCase:
+    calls = ("use_causal_mask",) if "use_causal_mask" in args else ()
+    return case(f"{kind}-{id}", {"type": kind, **args}, *shapes, call_args=calls)
+
+
+def _attention_cases() -> list[LayerCase]:
+    return [
+        _mha("self", (5, 4)),
+        _mha("query-value", (3, 4), (5, 6)),
+        _mha("query-value-key", (3, 4), (5, 6), (5, 2)),
+        _mha("value-dim", (5, 4), value_dim=5),
+        _mha("causal", (5, 4), use_causal_mask=True),
+        _mha("causal-cross", (3, 4), (5, 6), use_causal_mask=True),
+        _mha("output-shape", (5, 4), (5, 4), output_shape=7),
+        _mha("output-shape-2d", (5, 4), output_shape=[2, 3], value_dim=2),
+        _mha("nobias-heads", (5, 4), (6, 4), num_heads=3, key_dim=2, use_bias=False),
+        _mha("dropout-inference", (5, 4), dropout=0.3),
+        _mha("attention-axes", (5, 4), attention_axes=[1]),
+        _attention("Attention", "dot", (3, 4), (5, 4)),
+        _attention("Attention", "key", (3, 4), (5, 6), (5, 4)),
+        _attention("Attention", "scale", (3, 4), (5, 4), use_scale=True),
+        _attention("Attention", "causal", (5, 4), (5, 4), use_causal_mask=True),
+        _attention("Attention", "concat", (3, 4), (5, 6), (5, 4), score_mode="concat"),
+        _attention(
+            "Attention",
+            "concat-scale-causal",
+            (4, 3),
+            (6, 3),
+            score_mode="concat",
+            use_scale=True,
+            use_causal_mask=True,
+        ),
+        _attention("Attention", "dropout-inference", (3, 4), (5, 4), dropout=0.5),
+        _attention("AdditiveAttention", "scale", (3, 4), (5, 4)),
+        _attention("AdditiveAttention", "key", (3, 4), (5, 6), (5, 4)),
+        _attention("AdditiveAttention", "noscale", (3, 4), (5, 4), use_scale=False),
+        _attention("AdditiveAttention", "causal", (5, 4), (5, 4), use_causal_mask=True),
+    ]
+
+
+def _depthwise_1d_cases() -> list[LayerCase]:
+    def conv(kind: str, id: str, **args: Any) -> LayerCase:
+        return case(f"{kind}-{id}", {"type": kind, **args}, (8, 3))
+
+    return [
+        conv("DepthwiseConv1D", "valid", kernel_size=3),
+        conv(
+            "DepthwiseConv1D",
+            "same-s2-dm2",
+            kernel_size=3,
+            strides=2,
+            padding="same",
+            depth_multiplier=2,
+        ),
+        conv(
+            "DepthwiseConv1D",
+            "d2-nobias-tanh",
+            kernel_size=2,
+            dilation_rate=2,
+            use_bias=False,
+            activation="tanh",
+        ),
+        conv("SeparableConv1D", "valid", filters=4, kernel_size=3),
+        conv(
+            "SeparableConv1D",
+            "same-s2-dm2",
+            filters=2,
+            kernel_size=4,
+            strides=2,
+            padding="same",
+            depth_multiplier=2,
+        ),
+        conv(
+            "SeparableConv1D",
+            "d2-nobias-elu",
+            filters=3,
+            kernel_size=2,
+            dilation_rate=2,
+            use_bias=False,
+            activation="elu",
+        ),
+    ]
+
+
+def _group_normalization_cases() -> list[LayerCase]:
+    def group(id: str, shape: tuple[int, ...], **args: Any) -> LayerCase:
+        return case(f"GroupNormalization-{id}", {"type": "GroupNormalization", **args}, shape)
+
+    return [
+        group("2-of-4", (3, 4), groups=2),
+        group("instance-image", (3, 3, 4), groups=-1),
+        group("axis1", (4, 3), groups=2, axis=1),
+        group("one-group-noscale", (2, 2, 6), groups=1, scale=False),
+        group("3-of-6-nocenter-eps", (2, 2, 6), groups=3, center=False, epsilon=0.1),
+    ]
+
+
+def _time_distributed(id: str, layer: dict[str, Any], shape, **options: Any) -> LayerCase:
+    spec = {"type": "TimeDistributed", "layer": layer}
+    return case(f"TimeDistributed-{id}", spec, shape, **options)
+
+
+def _spectral(id: str, layer: dict[str, Any], shape, **options: Any) -> LayerCase:
+    args = {k: options.pop(k) for k in ("power_iterations",) if k in options}
+    spec = {"type": "SpectralNormalization", "layer": layer, **args}
+    # In training the kernel is divided by its norm and vector_u moves: both compared after.
+    # (Embedding: Keras casts the output to the input's dtype, integer ids: its test is apart.)
+    return case(f"SpectralNormalization-{id}", spec, shape, **options)
+
+
+def _wrapper_cases() -> list[LayerCase]:
+    dense = {"type": "Dense", "units": 3}
+    training = {"training": True, "check_state": True}
+    return [
+        _time_distributed("Dense-softmax", {**dense, "activation": "softmax"}, (5, 4)),
+        # a softmax over the step's axis 1 is the output's axis 2 (axis 1 is time)
+        _time_distributed(
+            "Dense-softmax-axis1",
+            {**dense, "activation": {"type": "softmax", "axis": 1}},
+            (5, 4),
+        ),
+        _time_distributed("Dense-rank3", {"type": "Dense", "units": 2}, (4, 3, 5)),
+        _time_distributed(
+            "Conv2D", {"type": "Conv2D", "filters": 2, "kernel_size": 2}, (3, 4, 4, 2)
+        ),
+        _time_distributed("Flatten", {"type": "Flatten"}, (3, 2, 4)),
+        _time_distributed("LSTM", {"type": "LSTM", "units": 3}, (3, 5, 4)),
+        _time_distributed("Dropout-inference", {"type": "Dropout", "rate": 0.5}, (3, 4)),
+        # Keras calls the layer once per step: each step's own batch statistics and update
+        _time_distributed(
+            "BatchNormalization-training", {"type": "BatchNormalization"}, (4, 3), **training
+        ),
+        _time_distributed("BatchNormalization-inference", {"type": "BatchNormalization"}, (4, 3)),
+        _spectral("Dense-inference", dense, (4,)),
+        _spectral("Dense-training", {**dense, "activation": "relu"}, (4,), **training),
+        _spectral(
+            "Conv2D-3-iterations",
+            {"type": "Conv2D", "filters": 3, "kernel_size": 2},
+            (4, 4, 2),
+            power_iterations=3,
+            **training,
+        ),
+        _spectral(
+            "Conv1DTranspose",
+            {"type": "Conv1DTranspose", "filters": 2, "kernel_size": 3, "strides": 2},
+            (4, 3),
+            **training,
+        ),
+        _spectral(
+            "DepthwiseConv2D",
+            {"type": "DepthwiseConv2D", "kernel_size": 2, "depth_multiplier": 2},
+            (3, 3, 2),
+            **training,
+        ),
+    ]
+
+
+def _conv_lstm(kind: str, id: str, shape, **args: Any) -> LayerCase:
+    return case(f"{kind}-{id}", {"type": kind, "filters": 2, **args}, shape)
+
+
+def _conv_lstm_cases() -> list[LayerCase]:
+    frames_1d, frames_2d = (4, 6, 2), (3, 4, 5, 2)  # (time, *spatial, channels)
+    return [
+        _conv_lstm("ConvLSTM1D", "valid", frames_1d, kernel_size=3),
+        # an even kernel: the recurrent "same" convolution pads unevenly (the odd pixel after)
+        _conv_lstm(
+            "ConvLSTM1D",
+            "same-k2-sequences-backwards",
+            frames_1d,
+            kernel_size=2,
+            padding="same",
+            return_sequences=True,
+            go_backwards=True,
+        ),
+        _conv_lstm("ConvLSTM1D", "same-s2", frames_1d, kernel_size=3, strides=2, padding="same"),
+        _conv_lstm(
+            "ConvLSTM1D",
+            "d2-sequences",
+            frames_1d,
+            kernel_size=2,
+            dilation_rate=2,
+            return_sequences=True,
+        ),
+        # Keras applies the activation channels-last: a softmax over the filters
+        _conv_lstm("ConvLSTM1D", "softmax", frames_1d, kernel_size=3, activation="softmax"),
+        _conv_lstm(
+            "ConvLSTM1D",
+            "dropout-inference",
+            frames_1d,
+            kernel_size=3,
+            dropout=0.3,
+            recurrent_dropout=0.3,
+        ),
+        _conv_lstm("ConvLSTM2D", "valid", frames_2d, kernel_size=2),
+        _conv_lstm(
+            "ConvLSTM2D",
+            "same-s2-sequences",
+            frames_2d,
+            kernel_size=[3, 2],
+            strides=2,
+            padding="same",
+            return_sequences=True,
+        ),
+        _conv_lstm(
+            "ConvLSTM2D",
+            "nobias-relu-hard-sigmoid",
+            frames_2d,
+            kernel_size=3,
+            padding="same",
+            use_bias=False,
+            activation="relu",
+            recurrent_activation="hard_sigmoid",
+        ),
+        _conv_lstm(
+            "ConvLSTM2D", "no-forget-bias", frames_2d, kernel_size=2, unit_forget_bias=False
+        ),
+        _conv_lstm("ConvLSTM3D", "same", (3, 3, 2, 3, 2), kernel_size=2, padding="same"),
+    ]
 
 
 AVERAGE_SAME_BUG = (
@@ -200,6 +436,90 @@ LAYER_CASES: list[LayerCase] = [
     case("SpatialDropout1D", {"type": "SpatialDropout1D", "rate": 0.4}, (4, 3)),
     case("SpatialDropout2D", {"type": "SpatialDropout2D", "rate": 0.4}, (3, 3, 2)),
     case("GaussianNoise", {"type": "GaussianNoise", "stddev": 0.5}, (4, 3)),
+    case("AlphaDropout", {"type": "AlphaDropout", "rate": 0.3}, (4, 3)),
+    case(
+        "AlphaDropout-noise-shape",
+        {"type": "AlphaDropout", "rate": 0.3, "noise_shape": [None, 1, 3]},
+        (4, 3),
+    ),
+    # ---- preprocessing: deterministic, so training and inference compute the same
+    case("Rescaling", {"type": "Rescaling", "scale": 0.5, "offset": -1.0}, (4, 5, 3)),
+    case("Rescaling-channels", {"type": "Rescaling", "scale": [0.5, 2.0, -1.0]}, (4, 5, 3)),
+    case("Resizing-down", {"type": "Resizing", "height": 3, "width": 4}, (5, 7, 2)),
+    case(
+        "Resizing-nearest-up",
+        {"type": "Resizing", **_hw(7, 9), "interpolation": "nearest"},
+        (4, 5, 2),
+    ),
+    case(
+        "Resizing-bicubic", {"type": "Resizing", **_hw(6, 3), "interpolation": "bicubic"}, (4, 7, 2)
+    ),
+    case(
+        "Resizing-bicubic-aa",
+        {"type": "Resizing", **_hw(3, 3), "interpolation": "bicubic", "antialias": True},
+        (7, 8, 2),
+    ),
+    case("Resizing-antialias", {"type": "Resizing", **_hw(3, 2), "antialias": True}, (7, 6, 2)),
+    case(
+        "Resizing-crop", {"type": "Resizing", **_hw(4, 3), "crop_to_aspect_ratio": True}, (5, 8, 2)
+    ),
+    case(
+        "Resizing-pad",
+        {"type": "Resizing", **_hw(4, 6), "pad_to_aspect_ratio": True, "fill_value": 0.5},
+        (6, 5, 2),
+    ),
+    case("CenterCrop", {"type": "CenterCrop", **_hw(3, 4)}, (6, 7, 2)),
+    case("CenterCrop-smaller", {"type": "CenterCrop", **_hw(5, 9)}, (6, 7, 2)),  # resized
+    case("CategoryEncoding-multi", {"type": "CategoryEncoding", "num_tokens": 6}, (4,), ids=6),
+    case(
+        "CategoryEncoding-one-hot",
+        {"type": "CategoryEncoding", "num_tokens": 5, "output_mode": "one_hot"},
+        (3,),
+        ids=5,
+    ),
+    case(
+        "CategoryEncoding-one-hot-1",
+        {"type": "CategoryEncoding", "num_tokens": 4, "output_mode": "one_hot"},
+        (1,),
+        ids=4,
+    ),
+    case(
+        "CategoryEncoding-count-2d",
+        {"type": "CategoryEncoding", "num_tokens": 3, "output_mode": "count"},
+        (5, 2),
+        ids=3,
+    ),
+    *(
+        case(
+            f"Discretization-{mode}",
+            {"type": "Discretization", "bin_boundaries": [-0.5, 0.0, 0.5], "output_mode": mode},
+            (6,),
+            exact=(-0.5, 0.0, 0.5),
+        )
+        for mode in ("int", "one_hot", "multi_hot", "count")
+    ),
+    # ---- augmentation: random in training (tests/parity/test_augmentation_parity.py gives both
+    # sides the same draws there), so compared in inference: the identity, but for RandomCrop
+    # (below)
+    case("RandomFlip", {"type": "RandomFlip"}, (4, 5, 2)),
+    case("RandomRotation", {"type": "RandomRotation", "factor": 0.2}, (4, 5, 2)),
+    case(
+        "RandomTranslation",
+        {"type": "RandomTranslation", "height_factor": 0.2, "width_factor": 0.3},
+        (4, 5, 2),
+    ),
+    case("RandomZoom", {"type": "RandomZoom", "height_factor": 0.2}, (4, 5, 2)),
+    case("RandomContrast", {"type": "RandomContrast", "factor": 0.3}, (4, 5, 2)),
+    case("RandomBrightness", {"type": "RandomBrightness", "factor": 0.3}, (4, 5, 2)),
+    # Keras 3.15's RandomCrop returns its input unchanged in inference (not its declared
+    # (height, width) shape); its docstring, tf.keras and kcli take the largest centered window
+    # of the target's aspect ratio and resize it: Keras' Resizing with crop_to_aspect_ratio.
+    case(
+        "RandomCrop-inference",
+        {"type": "RandomCrop", **_hw(3, 4)},
+        (6, 5, 2),
+        keras_spec={"type": "Resizing", **_hw(3, 4), "crop_to_aspect_ratio": True},
+    ),
     # ---- normalization
     case("BatchNormalization-inference", {"type": "BatchNormalization"}, (4, 3)),
     case(
@@ -246,6 +566,7 @@ LAYER_CASES: list[LayerCase] = [
         (3, 2, 4),
     ),
     case("LayerNormalization-nocenter", {"type": "LayerNormalization", "center": False}, (3, 3, 2)),
+    *_group_normalization_cases(),
     # ---- convolutions
     case("Conv1D-valid", {"type": "Conv1D", "filters": 3, "kernel_size": 3}, (7, 2)),
     case(
@@ -387,6 +708,8 @@ LAYER_CASES: list[LayerCase] = [
         },
         (4, 4, 2),
     ),
+    # ---- depthwise and separable convolutions of sequences
+    *_depthwise_1d_cases(),
     # ---- pooling
     case("MaxPooling1D", {"type": "MaxPooling1D"}, (7, 2)),
     case(
@@ -494,6 +817,9 @@ LAYER_CASES: list[LayerCase] = [
             "backward_layer": {"type": "SimpleRNN", "units": 3, "return_sequences": True},
         },
     ),
+    # ---- convolutional LSTMs, and the wrappers of any layer
+    *_conv_lstm_cases(),
+    *_wrapper_cases(),
     # ---- embedding
     case("Embedding", {"type": "Embedding", "input_dim": 7, "output_dim": 3}, (5,), ids=7),
     case("Embedding-2d", {"type": "Embedding", "input_dim": 4, "output_dim": 2}, (2, 3), ids=4),
@@ -509,6 +835,8 @@ LAYER_CASES: list[LayerCase] = [
     case("Minimum-three", {"type": "Minimum"}, (3, 4), (3, 4), (3, 4)),
     case("Concatenate", {"type": "Concatenate"}, (3, 4), (3, 2)),
     case("Concatenate-axis1-three", {"type": "Concatenate", "axis": 1}, (3, 4), (1, 4), (2, 4)),
+    # ---- attention: [query, value] or [query, value, key]; MultiHeadAttention also one input
+    *_attention_cases(),
     # ---- activation layers
     case("Activation-relu", {"type": "Activation", "activation": "relu"}, (4, 3)),
     case("Activation-softmax", {"type": "Activation", "activation": "softmax"}, (4, 3)),
@@ -559,6 +887,8 @@ LAYER_CASES: list[LayerCase] = [
     ),
     case("LeakyReLU", {"type": "LeakyReLU"}, (4, 3)),
     case("LeakyReLU-slope", {"type": "LeakyReLU", "negative_slope": 0.05}, (4, 3)),
+    # Keras 2's name of the slope, which Keras 3 still takes
+    case("LeakyReLU-alpha", {"type": "LeakyReLU", "alpha": 0.1}, (4, 3)),
     case("ELU", {"type": "ELU", "alpha": 0.5}, (4, 3)),
     case("Softmax", {"type": "Softmax"}, (4, 3)),
     case("Softmax-axis1", {"type": "Softmax", "axis": 1}, (4, 3)),
@@ -574,6 +904,13 @@ LAYER_EXEMPT: dict[str, str] = {
     # Not a layer of its own: it runs another layer's module (whose case is here) again;
     # tests/model/test_shared.py checks both calls and the gradient they sum into.
     "Shared": "a second call of another layer (Keras: one layer object called twice)",
+    # A call of a sub-model, whose layers have their cases here; the whole models (summary
+    # rows, counts, outputs) are compared with Keras in tests/parity/test_nested_parity.py.
+    "Model": "a call of a sub-model (Keras: a Model object called as a layer)",
+    # Keras' Hashing runs TensorFlow's string hashes and refuses to exist without TensorFlow
+    # (not in the dev extra); tests/model/layers/test_hashing.py checks kcli against Google's
+    # FarmHash64 values and the outputs Keras' own tests expect.
+    "Hashing": "Keras' Hashing needs TensorFlow; checked against FarmHash/SipHash values",
 }
 
 

@@ -93,10 +93,11 @@ def _conv_kernel(kernel: torch.Tensor) -> torch.Tensor:
 
 
 def _depthwise_kernel(kernel: torch.Tensor, multiplier: int) -> torch.Tensor:
-    # torch's grouped conv kernel (C*dm, 1, kh, kw), output channel c*dm + m from channel c;
-    # Keras' (kh, kw, C, dm) flattens its last two axes in that same order.
-    out, _, kh, kw = kernel.shape
-    return kernel.reshape(out // multiplier, multiplier, kh, kw).permute(2, 3, 0, 1)
+    # torch's grouped conv kernel (C*dm, 1, *k), output channel c*dm + m from channel c;
+    # Keras' (*k, C, dm) flattens its last two axes in that same order.
+    out, _, *window = kernel.shape
+    split = kernel.reshape(out // multiplier, multiplier, *window)
+    return split.permute(*range(2, split.dim()), 0, 1)
 
 
 def _dense(spec: dict, t: _Tracked) -> KerasWeights:
@@ -119,7 +120,7 @@ def _separable(spec: dict, t: _Tracked) -> KerasWeights:
         (
             "pointwise_kernel",
             _conv_kernel(t["pointwise_kernel"]),
-        ),  # (F, C*dm, 1, 1) -> (1, 1, C*dm, F)
+        ),  # (F, C*dm, *1) -> (*1, C*dm, F)
         *_bias(t),
     ]
 
@@ -166,6 +167,33 @@ def _bidirectional(spec: dict, t: _Tracked) -> KerasWeights:
     ]
 
 
+def _multi_head(spec: dict, t: _Tracked) -> KerasWeights:
+    # Kept in Keras' layout (kernels (in, heads, size) and (heads, size, out)), one submodule
+    # per EinsumDense sublayer of Keras', in Keras' order.
+    weights: KerasWeights = []
+    for part in ("query", "key", "value", "attention_output"):
+        weights += _named("kernel", "bias")(spec, t.prefixed(part))
+    return weights
+
+
+def _conv_lstm(spec: dict, t: _Tracked) -> KerasWeights:
+    # (4F, C, *k) and (4F, F, *k) -> Keras' (*k, C, 4F) and (*k, F, 4F); gates i, f, c, o both.
+    kernels = [(name, _conv_kernel(t[name])) for name in ("kernel", "recurrent_kernel")]
+    return [*kernels, *_bias(t)]
+
+
+def _time_distributed(spec: dict, t: _Tracked) -> KerasWeights:
+    inner = spec["layer"]
+    return WEIGHT_MAPPINGS[inner["type"]](inner, t.prefixed("layer"))
+
+
+def _spectral_normalization(spec: dict, t: _Tracked) -> KerasWeights:
+    # Keras lists the normalized kernel, its own vector_u, then the layer's other weights.
+    inner = spec["layer"]
+    kernel, *rest = WEIGHT_MAPPINGS[inner["type"]](inner, t.prefixed("layer"))
+    return [kernel, ("vector_u", t["vector_u"]), *rest]
+
+
 def _weightless(spec: dict, t: _Tracked) -> KerasWeights:
     return []
 
@@ -177,7 +205,9 @@ _WEIGHTLESS = (
     "Subtract Multiply Average Maximum Minimum Concatenate Activation ReLU LeakyReLU ELU Softmax "
     "Cropping1D Cropping2D Cropping3D ZeroPadding1D ZeroPadding3D UpSampling1D UpSampling3D "
     "MaxPooling3D AveragePooling3D GlobalMaxPooling3D GlobalAveragePooling3D SpatialDropout3D "
-    "Identity Dot UnitNormalization GaussianDropout ActivityRegularization"
+    "Identity Dot UnitNormalization GaussianDropout ActivityRegularization AlphaDropout"
+    " Rescaling Resizing CenterCrop CategoryEncoding Discretization RandomFlip RandomRotation"
+    " RandomTranslation RandomZoom RandomCrop RandomContrast RandomBrightness"
 ).split()
 
 WEIGHT_MAPPINGS: dict[str, Callable[[dict, _Tracked], KerasWeights]] = {
@@ -190,6 +220,14 @@ WEIGHT_MAPPINGS: dict[str, Callable[[dict, _Tracked], KerasWeights]] = {
     "Conv3DTranspose": _conv,
     "DepthwiseConv2D": _depthwise,
     "SeparableConv2D": _separable,
+    "DepthwiseConv1D": _depthwise,
+    "SeparableConv1D": _separable,
+    "GroupNormalization": _named("gamma", "beta"),
+    "ConvLSTM1D": _conv_lstm,
+    "ConvLSTM2D": _conv_lstm,
+    "ConvLSTM3D": _conv_lstm,
+    "TimeDistributed": _time_distributed,
+    "SpectralNormalization": _spectral_normalization,
     "BatchNormalization": _named("gamma", "beta", "moving_mean", "moving_variance"),
     "LayerNormalization": _named("gamma", "beta"),
     "SimpleRNN": _simple_or_lstm,
@@ -198,6 +236,9 @@ WEIGHT_MAPPINGS: dict[str, Callable[[dict, _Tracked], KerasWeights]] = {
     "Bidirectional": _bidirectional,
     "Embedding": _named("embeddings"),
     "PReLU": _named("alpha"),
+    "MultiHeadAttention": _multi_head,
+    "Attention": _named("scale", "concat_score_weight"),
+    "AdditiveAttention": _named("scale"),
     **dict.fromkeys(_WEIGHTLESS, _weightless),
 }
 
@@ -221,10 +262,13 @@ def keras_activation(value):
     return value
 
 
-def keras_layer(spec: dict) -> keras.layers.Layer:
-    """The Keras layer of the same type with the same arguments (kcli spells them as Keras)."""
+def keras_layer(spec: dict, call_args: tuple[str, ...] = ()) -> keras.layers.Layer:
+    """The Keras layer of the same type with the same arguments (kcli spells them as Keras),
+    less those Keras takes at the call (`call_args`)."""
     args = {}
     for key, value in spec.items():
+        if key in call_args:
+            continue
         if key in ("activation", "recurrent_activation"):
             value = keras_activation(value)
         elif key in ("layer", "backward_layer"):  # Bidirectional's wrapped RNNs
@@ -275,6 +319,13 @@ def gradients(out: torch.Tensor, upstream: torch.Tensor, wrt: list[torch.Tensor]
     return torch.autograd.grad((out * upstream).sum(), wrt, allow_unused=True)
 
 
+# Weights whose gradient is zero in exact arithmetic, so that both sides hold rounding noise
+# (of either sign, near 1e-7) that no relative tolerance can compare: each is checked to be ~0.
+# MultiHeadAttention's key bias adds q . b to every score of a query step, and the softmax over
+# the key steps cancels any such shift.
+ZERO_GRADIENTS = {"MultiHeadAttention": ("/key/bias",)}
+
+
 def _layer_params() -> list:
     params = []
     for case in LAYER_CASES:
@@ -298,9 +349,16 @@ def test_layer_parity(case: LayerCase) -> None:
     activation = activation.build() if activation is not None else None
     inputs = random_inputs(case, generator)
 
-    layer = keras_layer(case.keras_spec or case.spec)
-    call_input = lambda xs: xs if len(xs) > 1 else xs[0]  # noqa: E731 (merges take a list)
-    layer(call_input([x.clone() for x in inputs]), training=False)  # builds the weights
+    layer = keras_layer(case.keras_spec or case.spec, case.call_args)
+    call_kwargs = {name: case.spec[name] for name in case.call_args}
+
+    def call_keras(xs: list[torch.Tensor], training: bool) -> torch.Tensor:
+        if case.positional:  # MultiHeadAttention(query, value, key); one input: self-attention
+            return layer(*(xs if len(xs) > 1 else xs * 2), training=training, **call_kwargs)
+        # merges and Attention take a list
+        return layer(xs if len(xs) > 1 else xs[0], training=training, **call_kwargs)
+
+    call_keras([x.clone() for x in inputs], False)  # builds the weights
     tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
     mapped = keras_weights(case, tensors)
     assert [name for name, _ in mapped] == [w.name for w in layer.weights], case.id
@@ -313,10 +371,12 @@ def test_layer_parity(case: LayerCase) -> None:
     if activation is not None:
         ours = activation(ours)
     theirs_in = [x.clone().requires_grad_(x.is_floating_point()) for x in inputs]
-    theirs = layer(call_input(theirs_in), training=case.training)
+    theirs = call_keras(theirs_in, case.training)
 
     assert tuple(ours.shape[1:]) == spec.output_shape(shapes), case.id
     close(f"{case.id} output", ours, theirs)
+    if not (ours.requires_grad or theirs.requires_grad):
+        return  # an encoding of ids or bins (CategoryEncoding ...): nothing to differentiate
 
     upstream = torch.randn(theirs.shape, generator=generator, dtype=DTYPE)
     float_in = [i for i, x in enumerate(inputs) if x.is_floating_point()]
@@ -338,14 +398,17 @@ def test_layer_parity(case: LayerCase) -> None:
     ours_mapped = keras_weights(case, {**dict(module.named_buffers()), **ours_by_name})
     theirs_by_weight = dict(zip(map(id, trainable), theirs_grads[len(float_in) :], strict=True))
     for (name, grad), weight in zip(ours_mapped, layer.weights, strict=True):
-        if weight.trainable:
-            close(f"{case.id} gradient of {name}", grad, theirs_by_weight[id(weight)])
+        theirs_grad = theirs_by_weight.get(id(weight))
+        if weight.trainable and weight.path.endswith(ZERO_GRADIENTS.get(case.type, ())):
+            for side, value in (("kcli", grad), ("keras", theirs_grad)):
+                assert value.abs().max() < 1e-5, f"{case.id}: {side}'s {weight.path} gradient"
+        elif weight.trainable:
+            close(f"{case.id} gradient of {name}", grad, theirs_grad)
 
-    if case.check_state:  # the moving statistics after this step
+    if case.check_state:  # the weights after this step (moving statistics, a normalized kernel)
         after = keras_weights(case, {**params, **dict(module.named_buffers())})
         for (name, value), weight in zip(after, layer.weights, strict=True):
-            if not weight.trainable:
-                close(f"{case.id} {name} after the step", value, weight.value)
+            close(f"{case.id} {name} after the step", value, weight.value)
 
 
 def _activation_input(case: ActivationCase) -> torch.Tensor:
@@ -461,3 +524,60 @@ def test_gaussian_noise_in_training() -> None:
         noise = out - x
         assert abs(noise.mean().item()) < 0.02, side  # 6400 draws: the mean's sd is 0.004
         assert abs(noise.std().item() - stddev) < 0.02, side
+
+
+# Keras 3's AlphaDropout constants: SELU's negative saturation and the affine map after it.
+_SATURATION = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+
+
+@pytest.mark.parametrize(
+    ("noise_shape", "shared"), [(None, ()), ([None, 1, 5], (1,))], ids=["full", "shared-steps"]
+)
+def test_alpha_dropout_structure_in_training(noise_shape, shared) -> None:
+    """Each entry either kept (a * x + b) or dropped (a * saturation + b), on both sides, with
+    a = ((1 - rate)(1 + rate * saturation^2))^-1/2 and b = -a * saturation * rate, and one draw
+    shared along noise_shape's 1 axes."""
+    rate = 0.4
+    spec = {"type": "AlphaDropout", "rate": rate, "noise_shape": noise_shape}
+    a = ((1 - rate) * (1 + rate * _SATURATION**2)) ** -0.5
+    b = -a * _SATURATION * rate
+    x = torch.rand((8, 6, 5), generator=_seeded("alpha"), dtype=DTYPE) + 0.5
+    module = layer_registry.validate_spec(spec).build([(6, 5)]).train()
+    for side, out in (
+        ("kcli", module(x.clone())),
+        ("keras", keras_layer(spec)(x.clone(), training=True)),
+    ):
+        dropped_value = torch.tensor(a * _SATURATION + b, dtype=DTYPE)
+        kept = (out - (a * x + b)).abs() < 1e-5
+        dropped = (out - dropped_value).abs() < 1e-5
+        assert (kept ^ dropped).all(), f"{side}: an entry neither kept nor dropped"
+        assert 0 < kept.double().mean() < 1, f"{side}: nothing or everything dropped"
+        for axis in shared:
+            assert (kept == kept.narrow(axis, 0, 1)).all(), f"{side}: mask varies along {axis}"
+        if not shared:
+            assert not (kept == kept[:, :1]).all(), f"{side}: mask shared along axis 1"
+
+
+def test_spectral_normalization_of_embeddings_in_training() -> None:
+    """Keras normalizes an Embedding's embeddings as a kernel, but casts the wrapper's output to
+    the inputs' dtype (integer ids: zeros, on every backend), so the output is compared with
+    Keras' own Embedding after the step, as are the embeddings and vector_u."""
+    spec = {
+        "type": "SpectralNormalization",
+        "layer": {"type": "Embedding", "input_dim": 7, "output_dim": 3},
+        "power_iterations": 2,
+    }
+    generator = _seeded("spectral-embedding")
+    module = layer_registry.validate_spec(spec).build([(5,)])
+    randomize(module, generator)
+    ids = torch.randint(0, 7, (BATCH, 5), generator=generator)
+    layer = keras_layer(spec)
+    layer(ids, training=False)
+    mapped = [module.layer.embeddings, module.vector_u]
+    assert [w.name for w in layer.weights] == ["embeddings", "vector_u"]
+    layer.set_weights([value.detach().numpy() for value in mapped])
+    ours = module.train()(ids)
+    layer(ids, training=True)
+    close("embeddings after the step", module.layer.embeddings, layer.weights[0].value)
+    close("vector_u after the step", module.vector_u, layer.weights[1].value)
+    close("output", ours, layer.layer(ids))

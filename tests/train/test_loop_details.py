@@ -87,7 +87,7 @@ def test_order_only_metrics_skip_the_softmax_and_others_keep_it(tmp_path):
     # ... and the training pass then really leaves the softmax out: its output is the logits.
     x, y = torch.randn(5, 6), torch.tensor([0, 1, 2, 0, 1])
     step.model.eval()  # no dropout: both passes see the same network
-    _, _, output = step._losses(x, y, None, activate_outputs=False)
+    _, _, (output,), _ = step._losses(x, y, None, activate_outputs=False)
     outputs, pres, _ = step.model.forward_train(x)
     assert torch.equal(output, pres[0]) and not torch.allclose(output, outputs[0])
     assert torch.allclose(outputs[0], torch.softmax(pres[0], dim=-1))
@@ -159,15 +159,15 @@ def test_logged_metric_names_follow_keras():
 def test_balanced_class_weights_are_n_over_k_times_count():
     from types import SimpleNamespace
 
-    from kcli.train.setup import _train_weights
+    from kcli.train.setup import train_weights
 
     labels = np.array([0, 0, 0, 1, 2, 2])
-    splits = SimpleNamespace(train=SimpleNamespace(y=labels, sample_weight=None))
-    weights = _train_weights("balanced", splits)
+    splits = SimpleNamespace(train=SimpleNamespace(y=labels, sample_weight=None), targets=None)
+    weights = train_weights("balanced", splits, ["dense"])
     # n / (k * count): 6 / (3 * 3) for class 0, 6 / (3 * 1) for class 1, 6 / (3 * 2) for class 2.
     expected = np.array([6 / 9, 6 / 9, 6 / 9, 2.0, 1.0, 1.0], dtype=np.float32)
     assert np.allclose(weights, expected)
-    mapping = _train_weights({0: 1.0, 1: 4.0, 2: 0.5}, splits)
+    mapping = train_weights({0: 1.0, 1: 4.0, 2: 0.5}, splits, ["dense"])
     assert np.allclose(mapping, [1, 1, 1, 4, 0.5, 0.5])
 
 

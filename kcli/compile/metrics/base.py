@@ -25,6 +25,10 @@ class MetricSpec(RegisteredSpec):
     # Whether the run's sample and class weights weight this metric: only for Keras'
     # `weighted_metrics` (CompileSpec.logged_metrics sets it); `metrics` are unweighted.
     _sample_weighted: bool = PrivateAttr(False)
+    # Which of the model's outputs it reads (its position in model.outputs), and where the
+    # recipe gives it (for messages): set by CompileSpec.logged_metrics.
+    _output: int = PrivateAttr(0)
+    _recipe_loc: tuple = PrivateAttr(("compile", "metrics"))
 
     @property
     def log_name(self) -> str:
@@ -41,14 +45,29 @@ class MetricSpec(RegisteredSpec):
     def sample_weighted(self) -> bool:
         return self._sample_weighted
 
-    def as_logged(self, name: str, sample_weighted: bool) -> MetricSpec:
-        """A copy logged as `name`, weighted by the run's sample weights or not."""
+    @property
+    def output(self) -> int:
+        return self._output
+
+    @property
+    def recipe_loc(self) -> tuple:
+        return self._recipe_loc
+
+    def as_logged(
+        self, name: str, sample_weighted: bool, output: int = 0, loc: tuple | None = None
+    ) -> MetricSpec:
+        """A copy logged as `name`, weighted by the run's sample weights or not, reading
+        output number `output`."""
         copy = self.model_copy(update={"name": name})
         copy._sample_weighted = sample_weighted
+        copy._output = output
+        if loc is not None:
+            copy._recipe_loc = tuple(loc)
         return copy
 
     def streaming(self) -> Metric:
         """A fresh streaming metric for a run: it ignores sample weights unless weighted."""
         metric = self.build()
         metric.sample_weighted = self._sample_weighted
+        metric.output = self._output
         return metric

@@ -32,6 +32,8 @@ class Metric:
     # True when the result depends only on the order of the scores along the last axis, so
     # logits give what softmax probabilities give (the trainer may then skip the softmax).
     order_only = False
+    # Which model output it reads (a multi-output run's metrics each follow one output).
+    output = 0
 
     def __init__(self) -> None:
         self._state: dict[str, Tensor] = {}

@@ -12,10 +12,17 @@ from kcli.model.layers import (  # noqa: F401, I001  (catalog order, not alphabe
     conv_depthwise,
     pooling,
     recurrent,
+    conv_recurrent,
+    wrappers,
     embedding,
     merge,
+    attention,
     activation_layers,
+    preprocessing,
+    encoding,
+    augmentation,
     shared,
+    submodel,
 )
 from kcli.model.layers.base import LayerSpec, Shape, layer_registry
 

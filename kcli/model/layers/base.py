@@ -91,6 +91,10 @@ class LayerSpec(RegisteredSpec):
         None, description="A penalty on the layer's output, divided by the batch size (Keras 3)."
     )
 
+    def default_name(self) -> str:
+        """The base of the layer's Keras-style automatic name (`dense`, then `dense_1` ...)."""
+        return keras_snake_case(self.type)  # type: ignore[attr-defined]
+
     def input_names(self) -> list[str] | None:
         if self.inputs is None:
             return None

@@ -1,4 +1,4 @@
-"""Normalization layers: BatchNormalization and LayerNormalization, with Keras' defaults.
+"""Normalization layers: Batch-, Layer-, Group- and UnitNormalization, with Keras' defaults.
 
 Keras' defaults differ from torch's: momentum 0.99 (torch's 0.01 weighs the other term),
 epsilon 1e-3 (torch 1e-5), and the moving variance moves with the biased batch variance.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kcli.errors import ShapeError
 from kcli.model.initializers import InitializerRef
@@ -162,6 +162,75 @@ class LayerNormalization(LayerSpec):
             param_shape, axes, len(shape) + 1, self.epsilon, self.center, self.scale
         )
         fans = param_fans(param_shape)
+        if module.gamma is not None:
+            self.gamma_initializer.fill_(module.gamma, *fans)
+        if module.beta is not None:
+            self.beta_initializer.fill_(module.beta, *fans)
+        return module
+
+    def regularized_weights(self) -> dict[str, RegularizerSpec]:
+        return _weight_regularizers(self)
+
+
+class GroupNormalization(LayerSpec):
+    """Normalizes each sample over groups of channels (Wu and He, 2018): no batch statistics.
+
+    The `axis` channels are split into `groups` groups of consecutive channels; each sample's
+    group is normalized with its mean and biased variance over those channels and every other
+    non-batch axis, `y = gamma * (x - mean) / sqrt(var + epsilon) + beta`, with gamma and beta
+    one per channel. `groups: -1` is one group per channel (instance normalization).
+    """
+
+    type: Literal["GroupNormalization"] = "GroupNormalization"
+    groups: int = Field(
+        32, description="Channel groups; the channels divide by it (-1: one per channel)."
+    )
+    axis: int = Field(-1, description="The channel axis (batch axis = 0); -1: channels-last.")
+    epsilon: float = Field(1e-3, gt=0, description="Added to the variance before its root.")
+    center: bool = Field(True, description="Learn an offset beta.")
+    scale: bool = Field(True, description="Learn a factor gamma.")
+    beta_initializer: InitializerRef = "zeros"
+    gamma_initializer: InitializerRef = "ones"
+    beta_regularizer: RegularizerRef | None = None
+    gamma_regularizer: RegularizerRef | None = None
+
+    @field_validator("groups")
+    @classmethod
+    def _positive_or_instance(cls, value: int) -> int:
+        if value <= 0 and value != -1:
+            raise ValueError(
+                f"groups must be a positive int, or -1 for one group per channel, got {value}"
+            )
+        return value
+
+    def _channels(self, shape: Shape) -> tuple[int, int, int]:
+        """(axis, channels, groups) for this input shape; ShapeError when they do not divide."""
+        axis = resolve_axis("GroupNormalization", self.axis, shape)
+        channels = shape[axis - 1]
+        if channels is None:
+            raise ShapeError(
+                f"GroupNormalization needs a known size on axis {self.axis}, "
+                f"got input shape {format_shape(shape)}"
+            )
+        groups = channels if self.groups == -1 else self.groups
+        if channels < groups or channels % groups:
+            raise ShapeError(
+                f"GroupNormalization: the {channels} channels of axis {self.axis} do not split "
+                f"into {groups} groups of equal size; input shape {format_shape(shape)}"
+            )
+        return axis, channels, groups
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        self._channels(shape)
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.normalization import GroupNormModule
+
+        axis, channels, groups = self._channels(input_shapes[0])
+        module = GroupNormModule(channels, groups, axis, self.epsilon, self.center, self.scale)
+        fans = param_fans((channels,))
         if module.gamma is not None:
             self.gamma_initializer.fill_(module.gamma, *fans)
         if module.beta is not None:

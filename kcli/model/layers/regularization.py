@@ -1,4 +1,5 @@
-"""Regularization layers: Dropout, SpatialDropout1D/2D, GaussianNoise (active in training only)."""
+"""Regularization layers: Dropout, SpatialDropout1D/2D/3D, GaussianNoise, GaussianDropout,
+AlphaDropout (active in training only), and ActivityRegularization."""
 
 from __future__ import annotations
 
@@ -22,31 +23,44 @@ def _seed() -> Any:
     return Field(None, description="Seeds this layer's own noise; default: the run's generator.")
 
 
+NoiseShape = list[Annotated[int, Field(gt=0)] | None] | None
+
+
+def _noise_shape() -> Any:
+    return Field(
+        None,
+        description="The mask's shape, batch axis first (None = the input's size); a 1 shares "
+        "one draw along that axis, e.g. [null, 1, null] for the same mask at every step.",
+    )
+
+
+def _check_noise_shape(layer: str, noise_shape: NoiseShape, shape: Shape) -> None:
+    """Raise a ShapeError unless `noise_shape` (batch axis first) broadcasts to the input."""
+    if noise_shape is None:
+        return
+    full = (None, *shape)  # noise_shape counts the batch axis, as in Keras
+    fits = len(noise_shape) == len(full) and all(
+        n is None or n == 1 or n == d for n, d in zip(noise_shape, full, strict=True)
+    )
+    if not fits:
+        raise ShapeError(
+            f"{layer} noise_shape {noise_shape} (batch axis first) does not "
+            f"broadcast to input shape {format_shape(shape)}: each entry must be null, "
+            "1 or the input's size on that axis"
+        )
+
+
 class Dropout(LayerSpec):
     """Zeroes a fraction `rate` of the inputs in training and scales the rest by 1/(1-rate)."""
 
     type: Literal["Dropout"] = "Dropout"
     rate: float = _rate()
-    noise_shape: list[Annotated[int, Field(gt=0)] | None] | None = Field(
-        None,
-        description="The mask's shape, batch axis first (None = the input's size); a 1 shares "
-        "one draw along that axis, e.g. [null, 1, null] for the same mask at every step.",
-    )
+    noise_shape: NoiseShape = _noise_shape()
     seed: int | None = _seed()
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes
-        if self.noise_shape is not None:
-            full = (None, *shape)  # noise_shape counts the batch axis, as in Keras
-            fits = len(self.noise_shape) == len(full) and all(
-                n is None or n == 1 or n == d for n, d in zip(self.noise_shape, full, strict=True)
-            )
-            if not fits:
-                raise ShapeError(
-                    f"Dropout noise_shape {self.noise_shape} (batch axis first) does not "
-                    f"broadcast to input shape {format_shape(shape)}: each entry must be null, "
-                    "1 or the input's size on that axis"
-                )
+        _check_noise_shape(self.type, self.noise_shape, shape)
         return shape
 
     def build(self, input_shapes: list[Shape]) -> nn.Module:
@@ -143,6 +157,32 @@ class GaussianDropout(LayerSpec):
         from kcli.model.nn.regularization import GaussianDropoutModule
 
         return GaussianDropoutModule(self.rate, self.seed)
+
+
+class AlphaDropout(LayerSpec):
+    """Dropout that keeps a SELU network's mean and variance (Klambauer et al., 2017).
+
+    In training, as Keras 3: each entry is dropped with probability `rate` to SELU's negative
+    saturation value -alpha*scale (alpha' = -1.7581), then the whole is mapped through
+    `a * x + b` with a = ((1 - rate) * (1 + rate * alpha'^2))^-1/2 and b = -a * alpha' * rate.
+    The identity in inference.
+    """
+
+    type: Literal["AlphaDropout"] = "AlphaDropout"
+    rate: float = _rate()
+    noise_shape: NoiseShape = _noise_shape()
+    seed: int | None = _seed()
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        _check_noise_shape(self.type, self.noise_shape, shape)
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> nn.Module:
+        from kcli.model.nn.regularization import AlphaDropoutModule
+
+        noise = None if self.noise_shape is None else tuple(self.noise_shape)
+        return AlphaDropoutModule(self.rate, noise, self.seed)
 
 
 class ActivityRegularization(LayerSpec):

@@ -99,7 +99,7 @@ class SpatialPadding:
 
 
 class ConvND(nn.Module):
-    """A channels-last 1-D, 2-D or 3-D convolution (Conv1D/2D/3D, DepthwiseConv2D's core)."""
+    """A channels-last 1-D, 2-D or 3-D convolution (Conv1D/2D/3D)."""
 
     def __init__(
         self,
@@ -130,20 +130,20 @@ class ConvND(nn.Module):
         return to_channels_last(y)
 
 
-class DepthwiseConv2DModule(nn.Module):
-    """Keras' DepthwiseConv2D: each input channel gets `depth_multiplier` own filters.
+class DepthwiseConvModule(nn.Module):
+    """Keras' DepthwiseConv1D/2D: each input channel gets `depth_multiplier` own filters.
 
     Output channel c*depth_multiplier + m comes from input channel c, as in Keras (whose
-    (kh, kw, C, dm) kernel flattens to the same order).
+    (*k, C, dm) kernel flattens to the same order).
     """
 
     def __init__(
         self,
         channels: int,
         depth_multiplier: int,
-        kernel: tuple[int, int],
-        strides: tuple[int, int],
-        dilation: tuple[int, int],
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+        dilation: tuple[int, ...],
         use_bias: bool,
         padding: SpatialPadding,
     ) -> None:
@@ -153,49 +153,43 @@ class DepthwiseConv2DModule(nn.Module):
         out = channels * depth_multiplier
         self.depthwise_kernel = nn.Parameter(torch.empty(out, 1, *kernel))
         self.bias = nn.Parameter(torch.empty(out)) if use_bias else None
+        self.op = {1: F.conv1d, 2: F.conv2d}[len(kernel)]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def depthwise(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """The depthwise conv of a channels-last `x`, channels-first out."""
         x = to_channels_first(x)
         explicit, implicit = SpatialPadding.split(self.padding.pads(x))
         if explicit is not None:
             x = F.pad(x, explicit)
-        y = F.conv2d(
-            x, self.depthwise_kernel, self.bias, self.strides, implicit, self.dilation, self.groups
+        return self.op(
+            x, self.depthwise_kernel, bias, self.strides, implicit, self.dilation, self.groups
         )
-        return to_channels_last(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return to_channels_last(self.depthwise(x, self.bias))
 
 
-class SeparableConv2DModule(nn.Module):
-    """Keras' SeparableConv2D: a depthwise conv (no bias) then a 1x1 pointwise conv + bias."""
+class SeparableConvModule(DepthwiseConvModule):
+    """Keras' SeparableConv1D/2D: a depthwise conv (no bias) then a 1x1 pointwise conv + bias."""
 
     def __init__(
         self,
         channels: int,
         filters: int,
         depth_multiplier: int,
-        kernel: tuple[int, int],
-        strides: tuple[int, int],
-        dilation: tuple[int, int],
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+        dilation: tuple[int, ...],
         use_bias: bool,
         padding: SpatialPadding,
     ) -> None:
-        super().__init__()
-        self.strides, self.dilation, self.groups = strides, dilation, channels
-        self.padding = padding
+        super().__init__(channels, depth_multiplier, kernel, strides, dilation, False, padding)
         middle = channels * depth_multiplier
-        self.depthwise_kernel = nn.Parameter(torch.empty(middle, 1, *kernel))
-        self.pointwise_kernel = nn.Parameter(torch.empty(filters, middle, 1, 1))
+        self.pointwise_kernel = nn.Parameter(torch.empty(filters, middle, *(1,) * len(kernel)))
         self.bias = nn.Parameter(torch.empty(filters)) if use_bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = to_channels_first(x)
-        explicit, implicit = SpatialPadding.split(self.padding.pads(x))
-        if explicit is not None:
-            x = F.pad(x, explicit)
-        y = F.conv2d(
-            x, self.depthwise_kernel, None, self.strides, implicit, self.dilation, self.groups
-        )
-        y = F.conv2d(y, self.pointwise_kernel, self.bias)
+        y = self.op(self.depthwise(x, None), self.pointwise_kernel, self.bias)
         return to_channels_last(y)
 
 

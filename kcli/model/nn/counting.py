@@ -25,19 +25,28 @@ def count_weights(module: nn.Module) -> tuple[int, int]:
     return trainable, frozen + buffers
 
 
-def planned_weight_counts(plan) -> dict[str, int]:
+def planned_weight_counts(plan, counted: set[str] | None = None) -> dict[str, int]:
     """Layer name -> its weight count, without allocating any weight (see `check_model_size`).
 
     Each layer's module is built on torch's meta device: tensors with shapes and no storage, so
-    a layer of 10^12 weights costs nothing to count.
+    a layer of 10^12 weights costs nothing to count. A Model call counts its sub-model's weights
+    (with those of the sub-models it calls) the first time the sub-model is met, in `counted`.
     """
     import torch
 
+    counted = set() if counted is None else counted
     counts = {}
     with torch.device("meta"):
         for node in plan.nodes:
             if node.shares:  # a Shared call's weights are its shared layer's: count them once
                 counts[node.name] = 0
+                continue
+            if node.submodel is not None:
+                model = node.spec.model
+                first = model not in counted
+                counted.add(model)
+                inner = planned_weight_counts(node.submodel, counted) if first else {}
+                counts[node.name] = sum(inner.values())
                 continue
             try:
                 module = node.spec.build([tuple(s) for s in node.input_shapes])

@@ -3,7 +3,8 @@
 kcli stores some weights in torch's layout so that no step has to transpose them: Dense and
 recurrent kernels as (out, in) for F.linear (Keras: (in, out)), conv kernels as (out, in, *window)
 and the transposed conv's as (in, out, *window) (Keras: (*window, in, out) and (*window, out, in)),
-depthwise kernels as torch's grouped (C*dm, 1, kh, kw) (Keras: (kh, kw, C, dm)), and the GRU's
+ConvLSTM kernels as (4*filters, in, *window) (Keras: (*window, in, 4*filters)),
+depthwise kernels as torch's grouped (C*dm, 1, *k) (Keras: (*k, C, dm)), and the GRU's
 gates in torch's order r, z, n (Keras: z, r, h). This module is the one place in kcli that says
 how each is rearranged into Keras' layout, per module class and weight (the parity tests keep
 their own mapping, checked against Keras itself, which these agree with). Every weight not
@@ -24,9 +25,10 @@ from torch import nn
 from kcli.model.nn.conv import (
     ConvND,
     ConvTransposeND,
-    DepthwiseConv2DModule,
-    SeparableConv2DModule,
+    DepthwiseConvModule,
+    SeparableConvModule,
 )
+from kcli.model.nn.conv_recurrent import ConvLSTMModule
 from kcli.model.nn.core import DenseModule
 from kcli.model.nn.recurrent import GRUModule, RecurrentModule
 
@@ -46,9 +48,10 @@ def _window_first(module: nn.Module, t: torch.Tensor) -> torch.Tensor:
 
 def _depthwise(module: nn.Module, t: torch.Tensor) -> torch.Tensor:
     # Output channel c*dm + m comes from input channel c (`groups` is C), which is the order
-    # Keras' (kh, kw, C, dm) flattens its last two axes in.
-    out, _, kh, kw = t.shape
-    return t.reshape(module.groups, out // module.groups, kh, kw).permute(2, 3, 0, 1)
+    # Keras' (*k, C, dm) flattens its last two axes in.
+    out, _, *window = t.shape
+    split = t.reshape(module.groups, out // module.groups, *window)
+    return split.permute(*range(2, split.dim()), 0, 1)
 
 
 def _gru_gates(t: torch.Tensor, units: int, dim: int) -> torch.Tensor:
@@ -70,9 +73,10 @@ KERAS_LAYOUTS: dict[type[nn.Module], dict[str, Rearrange]] = {
     DenseModule: {"kernel": _transposed},
     ConvND: {"kernel": _window_first},
     ConvTransposeND: {"kernel": _window_first},
-    DepthwiseConv2DModule: {"depthwise_kernel": _depthwise},
-    SeparableConv2DModule: {"depthwise_kernel": _depthwise, "pointwise_kernel": _window_first},
+    DepthwiseConvModule: {"depthwise_kernel": _depthwise},
+    SeparableConvModule: {"depthwise_kernel": _depthwise, "pointwise_kernel": _window_first},
     RecurrentModule: {"kernel": _transposed, "recurrent_kernel": _transposed},
+    ConvLSTMModule: {"kernel": _window_first, "recurrent_kernel": _window_first},
     GRUModule: {"kernel": _gru_kernel, "recurrent_kernel": _gru_kernel, "bias": _gru_bias},
 }
 
@@ -102,11 +106,13 @@ def planned_layouts(plan) -> dict[str, tuple[Shape, Shape]]:
     (`<layer>.<weight>`). Each module is built on the meta device: shapes, no storage, no
     weights drawn (the global generator is left as it was)."""
     layouts = {}
+    graphs = [("", plan), *((f"{name}.", sub) for name, sub in plan.models.items())]
     with torch.device("meta"):
-        for node in plan.nodes:
-            if node.shares:  # no weights of its own (they are the shared layer's)
-                continue
-            module = node.spec.build([tuple(s) for s in node.input_shapes])
-            for key, shapes in keras_layouts(module).items():
-                layouts[f"{node.name}.{key}"] = shapes
+        for prefix, graph in graphs:  # a sub-model's weights: `<sub-model>.<layer>.<weight>`
+            for node in graph.nodes:
+                if node.shares or node.submodel:  # the shared layer's, the sub-model's weights
+                    continue
+                module = node.spec.build([tuple(s) for s in node.input_shapes])
+                for key, shapes in keras_layouts(module).items():
+                    layouts[f"{prefix}{node.name}.{key}"] = shapes
     return layouts

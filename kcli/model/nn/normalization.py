@@ -1,4 +1,4 @@
-"""Keras' BatchNormalization and LayerNormalization on channels-last tensors.
+"""Keras' BatchNormalization, LayerNormalization and GroupNormalization on channels-last tensors.
 
 torch.nn.BatchNorm* normalizes axis 1 and updates its running variance with the unbiased batch
 variance; Keras normalizes any axis (the last by default) and updates the moving variance with
@@ -121,6 +121,27 @@ class LayerNormModule(nn.Module):
         if self.beta is not None:
             out = out + self.beta.view(self.broadcast_shape)
         return out
+
+
+class GroupNormModule(nn.Module):
+    """Normalizes each sample's groups of consecutive channels of `axis` (batch axis = 0).
+
+    torch's fused F.group_norm, on the input with `axis` moved to 1 (a view) and back; its
+    groups are consecutive channels, as Keras' reshape to (groups, channels / groups) makes them.
+    """
+
+    def __init__(
+        self, channels: int, groups: int, axis: int, epsilon: float, center: bool, scale: bool
+    ) -> None:
+        super().__init__()
+        self.groups, self.axis, self.epsilon = groups, axis, epsilon
+        self.gamma = nn.Parameter(torch.ones(channels)) if scale else None
+        self.beta = nn.Parameter(torch.zeros(channels)) if center else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        moved = x.movedim(self.axis, 1)
+        y = F.group_norm(moved, self.groups, self.gamma, self.beta, self.epsilon)
+        return y.movedim(1, self.axis)
 
 
 def enable_sync_batchnorm(model: nn.Module) -> int:

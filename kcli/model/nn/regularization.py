@@ -1,4 +1,5 @@
-"""Noise modules: Keras' Dropout (with noise_shape and seed) and GaussianNoise.
+"""Noise modules: Keras' Dropout (with noise_shape and seed), GaussianNoise, GaussianDropout and
+AlphaDropout.
 
 Both act only in training mode (`module.train()`) and are the identity in eval mode.
 """
@@ -84,3 +85,32 @@ class GaussianDropoutModule(_Seeded):
             return x
         noise = torch.empty_like(x).normal_(1.0, self.stddev, generator=self.generator_for(x))
         return x * noise
+
+
+# SELU's constants (kcli.model.activations' selu), as Keras' AlphaDropout writes them.
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+class AlphaDropoutModule(DropoutModule):
+    """Keras 3's AlphaDropout: dropped entries set to -alpha*scale, then `a * x + b` (training).
+
+    The mask is drawn as the Dropout's (`noise_shape` shares a draw along its 1 axes).
+    """
+
+    def __init__(
+        self, rate: float, noise_shape: tuple[int | None, ...] | None, seed: int | None
+    ) -> None:
+        super().__init__(rate, noise_shape, seed)
+        saturation = -_SELU_ALPHA * _SELU_SCALE
+        self.saturation = saturation
+        self.a = ((1 - rate) * (1 + rate * saturation**2)) ** -0.5
+        self.b = -self.a * saturation * rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0:
+            return x
+        shape = x.shape if self.noise_shape is None else self._mask_shape(x)
+        kept = x.new_empty(shape).bernoulli_(self.keep, generator=self.generator_for(x))
+        # kept: x; dropped: the saturation value; then the affine map a * . + b.
+        return (x * kept + self.saturation * (1 - kept)) * self.a + self.b

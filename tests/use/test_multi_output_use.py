@@ -119,3 +119,18 @@ def test_export_names_every_output(two_head_run, tmp_path):
         "export", str(two_head_run), "--format", "torchscript", "-o", str(tmp_path / "m.pt")
     )
     assert torchscript.exit_code == 0, torchscript.output
+
+
+def test_runs_and_plots_use_the_output_names(two_head_run):
+    """`kcli runs` sums a run up by its first metric, not by an output's loss; `kcli plot`
+    draws one curve per logged name (each output's loss and metrics)."""
+    listed = run_cli("runs", str(two_head_run.parent.parent), "--json")
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.stdout)
+    assert row["metric"] == "label_accuracy"
+    assert row["best_val"]["metric"] == "val_label_accuracy"
+    assert row["test"]["metric"] == "test_label_accuracy"
+    plotted = run_cli("plot", str(two_head_run))
+    assert plotted.exit_code == 0, plotted.output
+    drawn = {path.stem for path in (two_head_run / "plots").glob("*.png")}
+    assert {"loss", "label_loss", "value_loss", "label_accuracy", "value_mae"} <= drawn

@@ -93,15 +93,32 @@ class TargetInfo:
     integer_valued: bool
     loc: Loc = ("data",)
 
-    def check_output(self, output_shape: tuple[int, ...], *, sparse: bool) -> None:
+    def check_output(
+        self, output_shape: tuple[int, ...], *, sparse: bool, sequence_labels: bool = False
+    ) -> None:
         """Raise a KcliError if y cannot be compared with a model output of this shape.
 
         `output_shape` excludes the batch axis; `sparse` is True for losses taking class
-        indices (sparse_categorical_crossentropy). Labels out of range are caught here, before
-        training, instead of as a device-side assertion in the middle of it.
+        indices (sparse_categorical_crossentropy); `sequence_labels` for ctc, whose y is one
+        row of labels (0 = blank/padding) against an output of shape (time, classes). Labels out
+        of range are caught here, before training, instead of as a device-side assertion.
         """
         low, high = self.value_range
         units = output_shape[-1] if output_shape else 1
+        if sequence_labels:
+            if not self.integer_valued or len(self.shape) != 1:
+                raise KcliError(
+                    f"the loss takes rows of integer labels (padded with 0) but y is {self.kind} "
+                    f"of shape {self.shape} per sample",
+                    loc=self.loc,
+                )
+            if low < 0 or high >= units:
+                raise KcliError(
+                    f"labels run from {low:g} to {high:g} but the model's output has {units} "
+                    f"units, so labels must be in 1..{units - 1} (0 is the blank/padding)",
+                    loc=self.loc,
+                )
+            return
         if sparse:
             if not self.integer_valued:
                 raise KcliError(

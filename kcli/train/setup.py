@@ -224,8 +224,9 @@ def make_objectives(loaded: LoadedRecipe, plan: GraphPlan, splits) -> tuple[list
         if problem:
             raise KcliError(Problem(where + problem, head.loss_loc))
         sparse = loss.target_kind == "sparse"
+        sequence = loss.target_kind == "sequence_labels"
         try:
-            target.check_output(tuple(output_shape), sparse=sparse)
+            target.check_output(tuple(output_shape), sparse=sparse, sequence_labels=sequence)
         except KcliError as error:
             raise KcliError([Problem(where + p.message, p.loc) for p in error.problems]) from None
         link = plan.output_link(plan.outputs[head.index])
@@ -240,7 +241,7 @@ def make_objectives(loaded: LoadedRecipe, plan: GraphPlan, splits) -> tuple[list
             loss_loc=head.loss_loc,
         )
         objectives.append(objective)
-        dtypes[head.name] = torch.long if sparse else torch.float32
+        dtypes[head.name] = torch.long if sparse or sequence else torch.float32
     y_dtype = dtypes[None] if None in dtypes else dtypes
     return objectives, y_dtype
 

@@ -128,6 +128,18 @@ def _hinge(seed: int = 5, signed: bool = True) -> Arrays:
     return _f32(y_true), _f32(rng.normal(0.0, 1.0, (N, 3))), _weights(rng, N)
 
 
+def _ctc(seed: int = 9, steps: int = 8, k: int = 5, kind: str = "logits") -> Arrays:
+    # Labels 1..k-1 padded with 0 (blank) at the end, one repeat (needs a blank between) and
+    # one empty label; y_pred as logits, or softmax probabilities (a softmax-ended model).
+    rng = _rng(seed)
+    y_true = np.array(
+        [[1, 2, 3], [2, 2, 0], [4, 0, 0], [0, 0, 0], [3, 1, 4], [1, 0, 0]], dtype=np.int64
+    )
+    y_pred = rng.normal(0.0, 1.5, (N, steps, k))
+    y_pred = _softmax(y_pred) if kind == "probs" else y_pred
+    return y_true, _f32(y_pred), _weights(rng, N)
+
+
 LOSS_DATA: dict[str, Callable[[], Arrays]] = {
     "binary": lambda: _binary(),
     "binary_clipped": lambda: _binary(kind="clipped"),
@@ -160,6 +172,8 @@ LOSS_DATA: dict[str, Callable[[], Arrays]] = {
     "hinge_signed": lambda: _hinge(),
     "hinge_01": lambda: _hinge(signed=False),
     "onehot_scores": lambda: _categorical(kind="logits"),  # categorical_hinge: raw scores
+    "ctc_logits": lambda: _ctc(),
+    "ctc_probs": lambda: _ctc(kind="probs"),
 }
 
 
@@ -342,6 +356,9 @@ LOSS_CASES: list[LossCase] = [
     _plain("squared_hinge", "SquaredHinge", "hinge_signed"),
     _plain("squared_hinge", "SquaredHinge", "hinge_01"),
     _plain("categorical_hinge", "CategoricalHinge", "onehot_scores"),
+    # Keras log_softmax-es y_pred whatever it is: logits, and a softmax model's probabilities.
+    _plain("ctc", "CTC", "ctc_logits"),
+    _plain("ctc", "CTC", "ctc_probs"),
 ]
 
 

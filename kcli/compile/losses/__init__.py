@@ -13,7 +13,7 @@ gradient for confidently wrong predictions where Keras' clipped loss is flat at 
 """
 
 # Each family module registers its specs when imported; the order is the catalog's order.
-from kcli.compile.losses import crossentropy, regression  # noqa: F401
+from kcli.compile.losses import crossentropy, ctc, regression  # noqa: F401
 from kcli.compile.losses.base import EPSILON, LossFn, LossSpec, loss_registry
 
 LossRef = loss_registry.field()

@@ -86,6 +86,13 @@ def output_log_name(output: str) -> str:
     return output.replace(":", "_")
 
 
+def output_loss_names(outputs: list[str] | None) -> list[str]:
+    """`<output>_loss` for each output of a model with several (Keras' names), else none."""
+    if outputs is None or len(outputs) < 2:
+        return []
+    return [f"{output_log_name(name)}_loss" for name in outputs]
+
+
 @dataclass(frozen=True)
 class OutputHead:
     """One output's part of the training objective."""

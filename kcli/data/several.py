@@ -13,7 +13,6 @@ naming the output.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -120,13 +119,6 @@ def weights_from_result(w: Any, outputs: list[str] | None, where: str, loc: Loc)
         check_keys(w, outputs, loc, "sample weight", required=False)
         return {name: np.asarray(v, np.float32) for name, v in w.items()}
     return np.asarray(w, np.float32)
-
-
-def map_values(function: Callable[[Any], Any], values: Any) -> Any:
-    """`function` of an array, or of each array of a mapping (y or sample weights by output)."""
-    if isinstance(values, dict):
-        return {name: function(v) for name, v in values.items()}
-    return function(values)
 
 
 def items(values: Any) -> list[tuple[str | None, Any]]:

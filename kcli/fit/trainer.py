@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from kcli.compile.outputs import output_loss_names
 from kcli.errors import KcliError, TrainingDiverged
 from kcli.fit.checkpoint import (
     CheckpointSaver,
@@ -232,9 +233,7 @@ class Trainer:
         return {f"val_{name}": None for name in names}
 
     def _output_loss_names(self) -> list[str]:
-        """`<output>_loss` for each output of a model with several (Keras' names)."""
-        objectives = self.stepper.objectives
-        return [f"{o.name}_loss" for o in objectives] if len(objectives) > 1 else []
+        return output_loss_names([objective.name for objective in self.stepper.objectives])
 
     def _write_checkpoints(self, epoch: int) -> None:
         self.save_full_checkpoint(self.run_dir / "checkpoints" / "last.pt")

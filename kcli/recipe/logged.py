@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kcli.compile.outputs import output_loss_names
 from kcli.errors import KcliError, Problem, did_you_mean
 
 
@@ -50,15 +51,6 @@ def metric_names(
     if has_test:
         out += [f"test_{n}" for n in names]
     return out
-
-
-def output_loss_names(outputs: list[str] | None) -> list[str]:
-    """`<output>_loss` for each output of a model with several (Keras' names), else none."""
-    from kcli.compile.outputs import output_log_name
-
-    if outputs is None or len(outputs) < 2:
-        return []
-    return [f"{output_log_name(name)}_loss" for name in outputs]
 
 
 def logged_name_problems(

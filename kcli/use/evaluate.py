@@ -282,8 +282,8 @@ def _other_data(run_model: Any, source: str, device_name: str) -> tuple[Any, Any
 def _evaluate(prepared: Any, split: Any) -> tuple[dict[str, float], int, dict]:
     """Training's evaluation (Trainer.evaluate's math) over every batch of one split; the
     confusion matrix of each classification output (keyed None for a model of one output)."""
+    from kcli.compile.outputs import output_loss_names
     from kcli.fit.steps import Accumulator, Stepper, part_of
-    from kcli.recipe.logged import output_loss_names
     from kcli.train.assemble import make_batches
 
     model = prepared.model.eval()

@@ -46,9 +46,9 @@ def keras_model(weights: dict[str, torch.Tensor]):
 
 
 def test_names_and_values_match_keras_evaluate(tmp_path):
+    from kcli.compile.outputs import output_loss_names
     from kcli.fit.steps import Accumulator, Stepper
     from kcli.recipe.load import load_recipe
-    from kcli.recipe.logged import output_loss_names
     from kcli.train.setup import prepare
 
     np.savez(tmp_path / "data.npz", **two_head_data())

@@ -1,5 +1,5 @@
 """The commands that train and use runs: validate, train, summarize, eval, predict, export,
-plot, runs.
+import, plot, runs.
 
 Each parses its arguments, calls one function, and prints its result. Heavy imports (torch,
 sklearn, matplotlib) happen inside the commands that need them.
@@ -265,7 +265,9 @@ def export(
     run: RunArgument,
     fmt: Annotated[
         str,
-        typer.Option("--format", "-f", help="onnx | torch-export | torchscript | safetensors"),
+        typer.Option(
+            "--format", "-f", help="onnx | torch-export | torchscript | safetensors | keras"
+        ),
     ] = "onnx",
     output: Annotated[
         Path | None,
@@ -297,6 +299,32 @@ def export(
     inputs = ", ".join(f"{name} {shape}" for name, shape in done.inputs.items())
     print(f"inputs: {inputs} (batch axis dynamic); outputs: {', '.join(done.outputs)}")
     print(f"wrote {done.path}")
+
+
+@app.command(name="import")
+@reports_errors
+def import_(
+    model: Annotated[Path, typer.Argument(help="A Keras 3 .keras archive, or model.to_json().")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The recipe to write (default: MODEL.yaml)."),
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="The recipe's data.source (sklearn:NAME ...).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A recipe (and its weights, in kcli's layout) rebuilding a saved Keras model."""
+    from kcli.use.keras_import import import_keras
+
+    done = import_keras(model, output, data)
+    if as_json:
+        print_json(done.to_json())
+        return
+    for note in done.notes:
+        err(f"note: {note}")
+    weights = f" and {done.weights}" if done.weights else ""
+    print(f"wrote {done.recipe}{weights} ({done.n_layers} layers)")
 
 
 @app.command()

@@ -49,16 +49,17 @@ def read_csv(
                 f"{path} has no column '{column}' (columns: {available})",
                 loc=(*loc, "sample_weight"),
             )
-    not_features = {*target_columns.values(), *weight_columns.values()}
-    features = spec.features or [c for c in header if c not in not_features]
-    for key, names in (("features", spec.features or []), ("categorical", spec.categorical)):
+    not_features = {*target_columns.values(), *weight_columns.values(), *spec.strings}
+    features = _feature_columns(spec, header, not_features)
+    checked = (("features", spec.features or []), ("categorical", spec.categorical))
+    for key, names in (*checked, ("strings", spec.strings)):
         missing = [c for c in names if c not in columns]
         if missing:
             raise KcliError(
                 f"{path} has no column(s) {', '.join(map(repr, missing))} (columns: {available})",
                 loc=(*loc, key),
             )
-    if not features:
+    if not features and not spec.strings:
         shown = ", ".join(f"'{c}'" for c in sorted(not_features))
         raise KcliError(f"{path} has no feature columns besides {shown}", loc=(*loc, "target"))
     x = {}
@@ -68,6 +69,9 @@ def read_csv(
             x[name] = np.array(values, dtype=object)
         else:
             x[name] = _numeric_column(values, name, path, (*loc, "source"))
+    for name in spec.strings:
+        # Kept exactly as written (no strip): the layer's standardize and split decide.
+        x[name] = np.array([row[columns[name]] for row in rows], dtype=object)
     found = {
         output: _target_column([row[columns[c]] for row in rows], c, path, loc)
         for output, c in target_columns.items()
@@ -89,9 +93,18 @@ def read_csv(
         loc=loc,
         columns=features,
         categorical=list(spec.categorical),
+        strings=list(spec.strings),
         first_line=_FIRST_DATA_LINE,
         sample_weight=sample_weight,
     )
+
+
+def _feature_columns(spec: SourceSpec, header: list[str], not_features: set[str]) -> list[str]:
+    """The numeric/categorical columns: `features:`, else every column but the others. With
+    string columns, `features: []` means none (the model takes only the strings)."""
+    if spec.features is not None and (spec.features or spec.strings):
+        return list(spec.features)
+    return [c for c in header if c not in not_features]
 
 
 def _read_rows(path: Path, loc: Loc) -> tuple[list[str], list[list[str]]]:
@@ -129,7 +142,8 @@ def _numeric_column(values: list[str], name: str, path: Path, loc: Loc) -> np.nd
         except ValueError:
             raise KcliError(
                 f"{path} column '{name}' is not numeric (line {i + _FIRST_DATA_LINE}: {text!r}); "
-                "list it under categorical: to one-hot encode it",
+                "list it under categorical: to one-hot encode it, or under strings: to feed "
+                "its text to a StringLookup or TextVectorization layer",
                 loc=loc,
             ) from None
     return out

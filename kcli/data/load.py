@@ -35,18 +35,31 @@ def _read_extra(
 
 
 def load_data(
-    spec: DataSpec, base_dir: Path, seed: int, outputs: list[str] | None = None
+    spec: DataSpec,
+    base_dir: Path,
+    seed: int,
+    outputs: list[str] | None = None,
+    string_layers: dict[str, Any] | None = None,
 ) -> Splits:
     """Read, split, fit preprocessing on train, transform every split, describe the target.
 
     Relative paths resolve against `base_dir` (the recipe's folder), which is also put on the
     import path of a `python:` source: such a recipe runs the user's code. `outputs` are the
     model's output names (log names): with several, y is keyed by them (kcli.data.several).
+    `string_layers` maps each model input read by a StringLookup/TextVectorization layer to
+    that layer's planned node (kcli.model.strings.string_inputs): its vocabulary is adapted on
+    the train split (kcli.data.text).
     """
     base_dir = Path(base_dir)
     main = read_source(spec.source_spec(), base_dir, seed, ("data",), outputs=outputs)
     extra = _read_extra(spec, base_dir, seed, outputs)
     if isinstance(main, StreamSource):
+        if string_layers:
+            raise KcliError(
+                f"{spec.source} is a generator; string inputs ({', '.join(string_layers)}) come "
+                "from a CSV's columns listed under data.strings",
+                loc=("data", "source"),
+            )
         return load_stream(spec, main, extra)
     parts: dict[str, Any] = dict(main) if isinstance(main, dict) else {"train": main}
     for name in ("validation", "test"):
@@ -65,4 +78,4 @@ def load_data(
             parts[name] = train.take(index)
             if name != "train":
                 parts[name].where = f"{train.where} ({name} split)"
-    return fit_and_transform(spec, parts)
+    return fit_and_transform(spec, parts, string_layers, base_dir)

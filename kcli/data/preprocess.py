@@ -5,6 +5,9 @@
 labels, and each recipe step with its fitted state (means, scales, min/max, shapes). Steps run
 in recipe order; each is fitted on the train x as the steps before it left it. With a
 multi-input x, a step applies to every input (each with its own statistics) or to `input`.
+CSV string columns (`data.strings`) are inputs of their own, encoded to ids with the vocabulary
+their model layer adapted on the train split (kcli.data.text); the numeric columns beside them
+form the input `features`, which the steps apply to.
 `to_json()` / `from_json()` round-trip it exactly, so `eval`/`predict` transform new data the
 way training did (the run's `preprocess.json`).
 """
@@ -23,6 +26,7 @@ from kcli.data.x_steps import X_STEPS
 from kcli.errors import KcliError, Loc
 
 SINGLE_INPUT = "input"  # the name of x when it is one array (RECIPE.md's default input name)
+FEATURES_INPUT = "features"  # a CSV's numeric columns beside string columns (data.strings)
 _STEP_ADAPTER = TypeAdapter(StepRef)
 _FORMAT = 1
 
@@ -85,6 +89,7 @@ class Preprocessing:
         target: TargetInfo | None = None,
         output_class_names: dict[str, list[str] | None] | None = None,
         targets: dict[str, TargetInfo] | None = None,
+        strings: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.steps = steps
         self.states = states  # per step: input name (or "y") -> fitted state
@@ -97,6 +102,8 @@ class Preprocessing:
         # and target (kcli.data.several); `class_names` and `target` are then None.
         self.output_class_names = output_class_names
         self.targets = targets
+        # String columns (kcli.data.text): input -> its layer's fitted vocabulary.
+        self.strings = strings
 
     @classmethod
     def fit(
@@ -112,16 +119,32 @@ class Preprocessing:
         where: str = "the train split",
         loc: Loc = ("data",),
         row_label: Callable[[int], str] | None = None,
+        strings: dict[str, dict[str, Any]] | None = None,
     ) -> Preprocessing:
-        """Fit on the train split: `x` raw, `y` already encoded (see targets.encode_y)."""
+        """Fit on the train split: `x` raw, `y` already encoded (see targets.encode_y);
+        `strings` the string columns' fitted state (kcli.data.text.fit_strings)."""
         table = None
         if columns is not None:
             categories = {c: sorted({str(v) for v in x[c]}) for c in categorical}
             table = {"columns": list(columns), "categories": categories}
         inputs = sorted(x) if isinstance(x, dict) and table is None else None
-        prep = cls([], [], inputs=inputs, raw_shapes={}, table=table, class_names=class_names)
+        prep = cls(
+            [],
+            [],
+            inputs=inputs,
+            raw_shapes={},
+            table=table,
+            class_names=class_names,
+            strings=strings or None,
+        )
         arrays = prep._encode_x(x, where, (*loc, "source"))
         prep.raw_shapes = {name: tuple(a.shape[1:]) for name, a in arrays.items()}
+        if prep.strings:
+            from kcli.data.text import STRING_SHAPE
+
+            names = [*arrays, *prep.strings]
+            prep.inputs = sorted(names) if len(names) > 1 else None
+            prep.raw_shapes.update(dict.fromkeys(prep.strings, STRING_SHAPE))
         label = row_label or (lambda i: f"sample {i}")
         for name, values in arrays.items():
             check_finite(values, name, where, (*loc, "source"), label, prep.feature_names())
@@ -150,6 +173,12 @@ class Preprocessing:
         return prep
 
     def _step_inputs(self, step: Any, arrays: dict[str, np.ndarray], loc: Loc) -> list[str]:
+        if step.input is None and not arrays and self.strings:
+            raise KcliError(
+                f"{step.type} has no numeric input to apply to: the string columns "
+                f"({', '.join(self.strings)}) are encoded by their layer",
+                loc=loc,
+            )
         if step.input is None:
             return list(arrays)
         if step.input not in arrays:
@@ -161,7 +190,10 @@ class Preprocessing:
     def _encode_x(self, x: Any, where: str, loc: Loc) -> dict[str, np.ndarray]:
         """Raw x -> float32 arrays by input name (CSV columns one-hot encoded as fitted)."""
         if self.table is not None:
-            return {SINGLE_INPUT: self._encode_table(x, where, loc)}
+            if not self.table["columns"]:  # only string columns: no numeric input
+                return {}
+            name = FEATURES_INPUT if self.strings else SINGLE_INPUT
+            return {name: self._encode_table(x, where, loc)}
         if self.inputs is not None:
             if not isinstance(x, dict) or sorted(x) != self.inputs:
                 got = sorted(x) if isinstance(x, dict) else "one array"
@@ -230,7 +262,11 @@ class Preprocessing:
                 if step.type == "reshape":  # re-check: new data may not fit the shape
                     fit(step, arrays[name], f"x of {where}", step_loc)
                 arrays[name] = apply(step, state[name], arrays[name])
-        return arrays[SINGLE_INPUT] if self.inputs is None else arrays
+        if self.strings:
+            from kcli.data.text import encode_strings
+
+            arrays.update(encode_strings(self.strings, x, where, (*loc, "source"), label))
+        return next(iter(arrays.values())) if self.inputs is None else arrays
 
     def transform_y(
         self,
@@ -271,13 +307,19 @@ class Preprocessing:
 
     def output_shapes(self) -> dict[str, tuple[int, ...]]:
         """The per-sample shape of each input after the steps (batch excluded)."""
-        probe = {name: np.zeros((1, *shape), np.float32) for name, shape in self.raw_shapes.items()}
+        strings = self.strings or {}
+        probe = {
+            name: np.zeros((1, *shape), np.float32)
+            for name, shape in self.raw_shapes.items()
+            if name not in strings
+        }
         for step, state in zip(self.steps, self.states, strict=True):
             if not step.target:
                 _, apply = X_STEPS[step.type]
                 for name in state:
                     probe[name] = apply(step, state[name], probe[name])
-        return {name: tuple(a.shape[1:]) for name, a in probe.items()}
+        shapes = {name: tuple(a.shape[1:]) for name, a in probe.items()}
+        return {**shapes, **{name: self.raw_shapes[name] for name in strings}}
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data: exactly what `from_json` needs to rebuild this transform."""
@@ -296,6 +338,7 @@ class Preprocessing:
             "targets": None
             if self.targets is None
             else {name: info.to_json() for name, info in self.targets.items()},
+            "strings": self.strings,
         }
 
     @classmethod
@@ -314,6 +357,7 @@ class Preprocessing:
             targets=None
             if data.get("targets") is None
             else {name: TargetInfo.from_json(info) for name, info in data["targets"].items()},
+            strings=data.get("strings"),
         )
 
 

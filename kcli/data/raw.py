@@ -20,8 +20,9 @@ class RawData:
     """Arrays as a source gave them, before encoding and preprocessing.
 
     `x` is an array, or a dict input-name -> array (multi-input), or, for a CSV (`columns` set),
-    a dict column -> values (float64 numbers, or strings for `categorical` columns). `rows` are
-    the samples' positions in the source, so messages can point at them after splitting.
+    a dict column -> values (float64 numbers, or strings for `categorical` and `strings`
+    columns). `rows` are the samples' positions in the source, so messages can point at them
+    after splitting.
     """
 
     x: Any
@@ -31,6 +32,7 @@ class RawData:
     sample_weight: Any = None  # an array, or a mapping output name -> array
     columns: list[str] | None = None
     categorical: list[str] = field(default_factory=list)
+    strings: list[str] = field(default_factory=list)  # CSV: string columns, inputs of their own
     class_names: list[str] | None = None
     first_line: int | None = None  # CSV: file line of row 0, so messages say "line N"
     rows: np.ndarray | None = None
@@ -55,6 +57,7 @@ class RawData:
             sample_weight=None if self.sample_weight is None else take(self.sample_weight, index),
             columns=self.columns,
             categorical=self.categorical,
+            strings=self.strings,
             class_names=self.class_names,
             first_line=self.first_line,
             rows=self.rows[index],

@@ -74,6 +74,25 @@ def _kind_of(info: ValidationInfo) -> str | None:
     return None if source is None else source_kind(source)[0]
 
 
+def _check_string_columns(value: list[str], info: ValidationInfo) -> None:
+    """`strings:` columns are model inputs of their own: not features, not categorical."""
+    for key in ("features", "categorical"):
+        both = [c for c in value if c in (info.data.get(key) or [])]
+        if both:
+            raise PydanticCustomError(
+                "string_and_feature",
+                "column(s) {both} are also under '{key}': a string column is a model input of "
+                "its own, fed to a StringLookup or TextVectorization layer",
+                {"both": ", ".join(both), "key": key},
+            )
+    if "features" in value:
+        raise PydanticCustomError(
+            "string_named_features",
+            "a string column cannot be called 'features': that is the name of the input the "
+            "other feature columns form",
+        )
+
+
 def _only_for(key: str, kinds: tuple[str, ...], kind: str, source: str) -> PydanticCustomError:
     return PydanticCustomError(
         "not_for_source",
@@ -120,6 +139,12 @@ class SourceSpec(Spec):
     )
     categorical: list[str] = Field(
         default_factory=list, description=".csv: feature columns to one-hot encode."
+    )
+    strings: list[str] = Field(
+        default_factory=list,
+        description=".csv: columns kept as strings, each fed whole to a model input of its own "
+        "named after the column (shape [1], Keras' dtype='string') for a StringLookup or "
+        "TextVectorization layer; the other feature columns form the input 'features'.",
     )
     steps_per_epoch: int | None = Field(
         None, gt=0, description="python generator sources: batches per epoch (default: all)."
@@ -189,7 +214,7 @@ class SourceSpec(Spec):
             raise _only_for("target", (".csv",), kind, info.data["source"])
         return value
 
-    @field_validator("features", "categorical")
+    @field_validator("features", "categorical", "strings")
     @classmethod
     def _check_columns(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         kind = _kind_of(info)
@@ -210,6 +235,8 @@ class SourceSpec(Spec):
                     "column(s) {missing} are not in 'features'",
                     {"missing": ", ".join(missing)},
                 )
+        if info.field_name == "strings" and value:
+            _check_string_columns(value, info)
         return value
 
     @field_validator("sample_weight")
@@ -245,7 +272,7 @@ NestedSource = Annotated[SourceSpec, BeforeValidator(_source_shorthand)]
 
 # Options a `validation:`/`test:` source of the same kind takes from the main one when it does
 # not give its own (the same CSV target, the same npz array names).
-_INHERITED = {"csv": ("target", "features", "categorical"), "npz": ("x", "y")}
+_INHERITED = {"csv": ("target", "features", "categorical", "strings"), "npz": ("x", "y")}
 
 
 class DataSpec(SourceSpec):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -212,11 +213,30 @@ def _target_loc(raw: RawData) -> Loc:
     return (*raw.loc, "y") if raw.where.endswith((".npz", ".npy")) else (*raw.loc, "source")
 
 
-def fit_and_transform(spec: DataSpec, parts: dict[str, Any]) -> Splits:
-    """Fit the preprocessing on parts['train'] and apply it to every array split."""
+def fit_strings_of(train: RawData, layers: dict[str, Any] | None, base_dir: Path) -> Any:
+    """The string columns' vocabularies, adapted on the train split (None: no string input)."""
+    if not train.strings and not layers:
+        return None
+    from kcli.data.text import fit_strings, match_columns
+
+    matched = match_columns(train.strings, layers or {}, len(train.columns or []))
+    return fit_strings(train.x, matched, base_dir, train.where)
+
+
+def fit_and_transform(
+    spec: DataSpec,
+    parts: dict[str, Any],
+    string_layers: dict[str, Any] | None = None,
+    base_dir: Path = Path(),
+) -> Splits:
+    """Fit the preprocessing on parts['train'] and apply it to every array split.
+
+    `string_layers`: model input -> the planned StringLookup/TextVectorization node reading it
+    (kcli.model.strings); their vocabularies are adapted here, on the train split."""
     train: RawData = parts["train"]
+    strings = fit_strings_of(train, string_layers, base_dir)
     if isinstance(train.y, dict):
-        return _fit_several(spec, parts)
+        return _fit_several(spec, parts, strings)
     class_names = fit_class_names(train.y, train.class_names)
     ys = {}
     for name, raw in parts.items():
@@ -235,6 +255,7 @@ def fit_and_transform(spec: DataSpec, parts: dict[str, Any]) -> Splits:
         n_classes=n_classes,
         where=train.where,
         row_label=train.row_label,
+        strings=strings,
     )
     out: dict[str, Any] = {}
     for name, raw in parts.items():
@@ -256,7 +277,7 @@ def fit_and_transform(spec: DataSpec, parts: dict[str, Any]) -> Splits:
     )
 
 
-def _fit_several(spec: DataSpec, parts: dict[str, Any]) -> Splits:
+def _fit_several(spec: DataSpec, parts: dict[str, Any], strings: Any = None) -> Splits:
     """fit_and_transform for a model of several outputs: y keyed by output, each output's class
     names fitted on its train targets and its target described on its own."""
     train: RawData = parts["train"]
@@ -278,6 +299,7 @@ def _fit_several(spec: DataSpec, parts: dict[str, Any]) -> Splits:
         categorical=train.categorical,
         where=train.where,
         row_label=train.row_label,
+        strings=strings,
     )
     prep.output_class_names = class_names
     out: dict[str, Any] = {}

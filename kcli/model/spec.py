@@ -6,10 +6,12 @@ Torch-free; `kcli.model.graph.plan_graph` turns it into a GraphPlan.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
+from kcli.errors import Problem
 from kcli.model.layers import LayerRef
 from kcli.registry import Spec
 
@@ -58,6 +60,12 @@ class GraphSpec(Spec):
                 _check_dims(dims)
         return value
 
+    def start_weights(self) -> StartWeightsSpec | None:
+        """`weights` in its long form (a bare path is strict), or None."""
+        if isinstance(self.weights, str):
+            return StartWeightsSpec(path=self.weights)
+        return self.weights
+
     @model_validator(mode="after")
     def _one_input_form(self) -> GraphSpec:
         if (self.input_shape is None) == (self.inputs is None):
@@ -95,10 +103,36 @@ class SubModelSpec(GraphSpec):
     )
 
 
+class StartWeightsSpec(Spec):
+    """`model.weights` in its long form: where the starting weights are, and how strictly
+    they must fit the model."""
+
+    path: str = Field(
+        min_length=1,
+        description="A .safetensors file (kcli's weight names), a .keras file, a run folder or "
+        "a checkpoint (.pt) in one; relative to the recipe's folder.",
+    )
+    strict: bool = Field(
+        True,
+        description="Every weight of the model present with its shape and none extra; false: "
+        "load the weights whose names and shapes match, and report the rest as skipped.",
+    )
+
+    def file(self, recipe_dir: Path) -> Path:
+        """The path, resolved against the recipe's folder when relative."""
+        path = Path(self.path).expanduser()
+        return path if path.is_absolute() else Path(recipe_dir) / path
+
+
 class ModelSpec(GraphSpec):
     """The recipe's model: a graph of layers, and the sub-models its layers may call."""
 
     name: str | None = Field(None, description="The model's name; default: the recipe's.")
+    weights: str | StartWeightsSpec | None = Field(
+        None,
+        description="Start from saved weights (loaded before training, strictly): a path, or "
+        "{path, strict}. --resume continues from the run's checkpoint instead.",
+    )
     models: dict[str, SubModelSpec] | None = Field(
         None,
         description="Sub-models by name, each called as a layer {type: Model, model: NAME} "
@@ -115,3 +149,18 @@ class ModelSpec(GraphSpec):
                     "(not first), as for a layer's name"
                 )
         return value
+
+    def start_weights(self) -> StartWeightsSpec | None:
+        """`weights` in its long form (a bare path is strict), or None."""
+        if isinstance(self.weights, str):
+            return StartWeightsSpec(path=self.weights)
+        return self.weights
+
+
+def start_weights_problems(model: ModelSpec, recipe_dir: Path) -> list[Problem]:
+    """`model.weights` naming nothing that exists (checked by `kcli validate`, without torch)."""
+    start = model.start_weights()
+    if start is None or start.file(recipe_dir).exists():
+        return []
+    loc = ("model", "weights") if isinstance(model.weights, str) else ("model", "weights", "path")
+    return [Problem(f"{start.file(recipe_dir)}: no such file or folder", loc)]

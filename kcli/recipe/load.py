@@ -181,6 +181,8 @@ def check_recipe(
     """load_recipe, then the graph's checks (wiring, cycles, shapes) and the names `expect:`
     and callback monitors use, still without torch."""
     from kcli.model.graph import plan_graph
+    from kcli.model.spec import start_weights_problems
+    from kcli.model.strings import string_input_problems
     from kcli.recipe.logged import (
         known_splits,
         logged_name_problems,
@@ -194,10 +196,12 @@ def check_recipe(
     except KcliError as err:
         raise locate(err, loaded) from None
     problems = output_problems(loaded.recipe, plan)
+    problems += string_input_problems(plan)[1]
     for problem in logged_name_problems(loaded.recipe, *known_splits(loaded.recipe), plan.outputs):
         if problem not in problems:  # a loss mapping that does not fit the outputs: said once
             problems.append(problem)
     problems += missing_package_problems(loaded.recipe)
+    problems += start_weights_problems(loaded.recipe.model, loaded.base_dir)
     if problems:
         raise locate(KcliError(problems), loaded)
     return loaded

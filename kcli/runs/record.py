@@ -54,6 +54,8 @@ class RunRecord(BaseModel):
     distributed: dict[str, Any] | None = None  # world size, backend, replicas' weight digests
     # The recipe's plugin modules: name, the file trained with, its sha256 (copied to plugins/).
     plugins: list[dict[str, Any]] = Field(default_factory=list)
+    # model.weights: the file training started from, its format, strict, what was skipped.
+    start_weights: dict[str, Any] | None = None
     pid: int | None = None  # the process writing the run while it is running (rank 0)
     host: str | None = None  # the machine that process runs on
 

@@ -135,7 +135,7 @@ def _run(
     from kcli.train.assemble import make_trainer
     from kcli.train.setup import prepare
 
-    prepared = prepare(loaded, options.device, base_dir)
+    prepared = prepare(loaded, options.device, base_dir, start_weights=resume_dir is None)
     settle_memory()  # the long-lived objects exist now: collect garbage from here on
     context = prepared.dist
     main = context is None or context.is_main
@@ -359,6 +359,7 @@ def _write_run_files(run_dir: Path, loaded: LoadedRecipe, prepared, options: Tra
         kcli_version=__version__,
     )
     record.plugins = _copy_plugins(run_dir, loaded)
+    record.start_weights = prepared.start_weights
     runs.write_run_record(run_dir, record)
     title = loaded.recipe.model.name or loaded.name
     summary = summarize_model(prepared.plan, prepared.model, title)

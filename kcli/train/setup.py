@@ -19,6 +19,8 @@ from kcli.errors import KcliError, Problem
 from kcli.fit.steps import Objective
 from kcli.model.graph import GraphPlan, plan_graph
 from kcli.recipe.load import LoadedRecipe, locate
+from kcli.train.adapt import adapt_layers
+from kcli.train.start_weights import load_start_weights
 
 
 def seed_everything(seed: int) -> None:
@@ -71,12 +73,18 @@ class Prepared:
     device: torch.device
     train_weights: Any  # per-sample weights (class_weight x sample_weight); by output if several
     dist: Any = None  # kcli.fit.distributed.DistContext when several processes train
+    start_weights: dict | None = None  # what model.weights loaded and skipped (run.json)
 
 
-def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> Prepared:
-    """Load data, build the model, choose the loss form and check they all fit together."""
+def prepare(
+    loaded: LoadedRecipe, device_option: str | None, base_dir=None, start_weights: bool = True
+) -> Prepared:
+    """Load data, build the model, choose the loss form and check they all fit together;
+    `start_weights`: load `model.weights` (not on --resume, nor to re-read a run's data)."""
     from kcli.data import load_data
+    from kcli.data.text import check_id_ranges, install_idf_weights
     from kcli.fit.distributed import join_process_group, local_device
+    from kcli.model.strings import string_inputs
 
     recipe = loaded.recipe
     seed_everything(recipe.seed)
@@ -86,15 +94,25 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
     if device.type == "cuda":
         torch.cuda.set_device(device)
     try:
-        # The plan alone (no weights drawn yet) names the outputs the targets are keyed by.
-        outputs = output_names(plan_graph(recipe.model))
-        splits = load_data(recipe.data, base_dir or loaded.base_dir, recipe.seed, outputs)
+        # The plan alone (no weights drawn yet) names the outputs the targets are keyed by,
+        # and the string layers whose vocabularies the data adapts on the train split.
+        planned = plan_graph(recipe.model)
+        outputs = output_names(planned)
+        strings = string_inputs(planned)
+        base = base_dir or loaded.base_dir
+        splits = load_data(recipe.data, base, recipe.seed, outputs, strings)
+        check_id_ranges(planned, splits.preprocessing.strings)
     except KcliError as error:
         raise locate(error, loaded) from None
     built = loaded.build_model()
+    install_idf_weights(built.model, splits.preprocessing.strings)
+    adapt_layers(built, splits.train, loaded)  # preprocessing layers learn on the train split
+    main = context is None or context.is_main
+    start = load_start_weights(built.model, loaded, main) if start_weights else None
     plan = built.plan
     try:
         _check_inputs(plan, splits.input_shapes)
+        _check_trainable(built.model)
         objectives, y_dtype = make_objectives(loaded, plan, splits)
         metric_specs = recipe.compile.logged_metrics(plan.outputs)
         _check_logged_names(loaded, splits, plan)
@@ -111,7 +129,17 @@ def prepare(loaded: LoadedRecipe, device_option: str | None, base_dir=None) -> P
 
         enable_sync_batchnorm(model)
     return Prepared(
-        loaded, plan, model, splits, objectives, metric_specs, y_dtype, device, weights, context
+        loaded,
+        plan,
+        model,
+        splits,
+        objectives,
+        metric_specs,
+        y_dtype,
+        device,
+        weights,
+        context,
+        start,
     )
 
 
@@ -170,6 +198,17 @@ def _try_one_batch(model, objectives: list[Objective], metric_specs: list, split
                     )
                 ) from None
     model.train()
+
+
+def _check_trainable(model: torch.nn.Module) -> None:
+    """Refuse a model with nothing to train (every layer weightless or frozen), which the
+    optimizer could not be built for."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise KcliError(
+            "the model has no trainable weights (its layers are weightless or all have "
+            "trainable: false), so there is nothing to train",
+            loc=("model",),
+        )
 
 
 def _check_inputs(plan: GraphPlan, data_shapes: dict[str, tuple]) -> None:

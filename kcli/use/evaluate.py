@@ -189,7 +189,7 @@ def _own_split(run_model: Any, split: str, device_name: str) -> tuple[Any, Any]:
 
     from kcli.train.setup import prepare
 
-    prepared = prepare(run_model.loaded, device_name, run_model.recipe_dir)
+    prepared = prepare(run_model.loaded, device_name, run_model.recipe_dir, start_weights=False)
     refitted = json.loads(json.dumps(prepared.splits.preprocessing.to_json()))
     saved = json.loads(json.dumps(run_model.preprocessing.to_json()))
     if refitted != saved:

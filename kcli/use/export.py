@@ -74,6 +74,23 @@ def _require(module: str) -> Any:
         raise KcliError(Problem(f"exporting needs the '{module}' package: {EXTRAS_HINT}")) from None
 
 
+def _refuse_text_inputs(run_model: Any, fmt: str) -> None:
+    """A model reading strings cannot be exported: its string half is kcli's preprocessing."""
+    strings = getattr(run_model.preprocessing, "strings", None) or {}
+    if strings:
+        read = ", ".join(
+            f"{entry['spec']['type']} '{entry['layer']}' (input '{name}')"
+            for name, entry in strings.items()
+        )
+        raise KcliError(
+            Problem(
+                f"cannot export {run_model.run_dir} as {fmt}: its model reads text through {read}, "
+                "whose strings kcli's preprocessing turns into ids with the vocabulary in the "
+                "run's preprocess.json; an exported artifact could take only those ids"
+            )
+        )
+
+
 def export_run(
     run: str,
     runs_dir: Path,
@@ -101,6 +118,7 @@ def export_run(
         _require(module)
     run_dir = find_run(run, runs_dir)
     run_model = load_run_model(run_dir, checkpoint, "cpu")
+    _refuse_text_inputs(run_model, fmt)
     path = Path(output) if output is not None else _default_path(run_dir, run_model, fmt)
     raw = sample_inputs(run_model)
     reference = reference_outputs(run_model, raw)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from kcli.errors import KcliError, Problem
+from kcli.use.export_keras import write_keras
 from kcli.use.export_sample import encoded, input_names
 
 FORMATS = {
@@ -31,6 +32,7 @@ FORMATS = {
     "torch-export": ".pt2",
     "torchscript": ".pt",
     "safetensors": ".safetensors",
+    "keras": ".keras",
 }
 TOLERANCE = 1e-5  # float32 kernels of another runtime; relative to the outputs' scale
 TRACE_BATCH = 3  # traced/exported with this batch; checked on another size (the axis is dynamic)
@@ -256,4 +258,5 @@ WRITERS = {
     "torch-export": _torch_export,
     "torchscript": _torchscript,
     "safetensors": _safetensors,
+    "keras": write_keras,  # kcli/use/export_keras.py
 }

@@ -54,8 +54,15 @@ class _ArrayInput(_Input):
 class _CsvInput(_Input):
     """Rows of a CSV file: the run's feature columns by name, or every column as a number."""
 
-    def __init__(self, path: Path, columns: list[str] | None, categorical: set[str]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        columns: list[str] | None,
+        categorical: set[str],
+        strings: frozenset[str] = frozenset(),
+    ) -> None:
         self.path = path
+        self.strings = strings  # text columns, kept exactly as written
         with self._open() as handle:
             reader = csv.reader(handle)
             header = [h.strip() for h in next(reader, [])]
@@ -112,6 +119,9 @@ class _CsvInput(_Input):
     def _arrays(self, rows: list[list[str]], start: int) -> Any:
         columns = {}
         for j, name in enumerate(self.columns):
+            if name in self.strings:
+                columns[name] = np.array([row[j] for row in rows], dtype=object)
+                continue
             cells = [row[j].strip() for row in rows]
             if name in self.categorical:
                 columns[name] = np.array(cells, dtype=object)
@@ -138,9 +148,11 @@ def open_input(path: Path, run_model: Any) -> _Input:
     prep = run_model.preprocessing
     suffix = path.suffix.lower()
     data = run_model.loaded.recipe.data
+    strings = list(getattr(prep, "strings", None) or {})
     if suffix == ".csv":
         if prep.table is not None:
-            return _CsvInput(path, list(prep.table["columns"]), set(prep.table["categories"]))
+            columns, categorical = list(prep.table["columns"]), set(prep.table["categories"])
+            return _CsvInput(path, columns + strings, categorical, frozenset(strings))
         if prep.inputs is not None:
             raise KcliError(Problem(f"{path}: the model has several inputs; give an .npz"))
         reader = _CsvInput(path, None, set())
@@ -149,6 +161,13 @@ def open_input(path: Path, run_model: Any) -> _Input:
         return reader
     if suffix not in (".npy", ".npz"):
         raise KcliError(Problem(f"{path}: predict reads .npy, .npz or .csv files"))
+    if strings:
+        raise KcliError(
+            Problem(
+                f"{path}: this run's model reads text (the CSV column(s) {', '.join(strings)}); "
+                "give a .csv with those columns"
+            )
+        )
     if suffix == ".npy":
         loaded = _load_array(path)
         if prep.inputs is not None:

@@ -83,6 +83,7 @@ def load_run_model(run_dir: Path, which: str | None = None, device: str = "cpu")
     """
     import torch
 
+    from kcli.data.text import install_idf_weights
     from kcli.fit.checkpoint import load_checkpoint, load_model_weights
     from kcli.memory import settle_memory
     from kcli.runs import PREPROCESS_FILE, read_preprocessing, read_run_record
@@ -100,6 +101,8 @@ def load_run_model(run_dir: Path, which: str | None = None, device: str = "cpu")
     built.model.to(torch.device(device)).eval()
     settle_memory()  # torch and the model are loaded: collect garbage from here on
     preprocessing, target = read_preprocessing(run_dir / PREPROCESS_FILE)
+    # tf-idf weights live with the vocabulary in preprocess.json, not in the checkpoint.
+    install_idf_weights(built.model, getattr(preprocessing, "strings", None))
     recipe_dir = Path(getattr(record, "recipe_dir", None) or run_dir)
     return RunModel(
         run_dir, loaded, built.plan, built.model, preprocessing, target, which, recipe_dir

@@ -498,6 +498,24 @@ LAYER_CASES: list[LayerCase] = [
         )
         for mode in ("int", "one_hot", "multi_hot", "count")
     ),
+    # Normalization with its statistics given (constants, no weights); the adapted statistics
+    # are compared with Keras' adapt in tests/parity/test_adapt_parity.py.
+    case(
+        "Normalization-given",
+        {"type": "Normalization", "mean": [1.0, -2.0, 0.5], "variance": [4.0, 0.25, 2.0]},
+        (5, 3),
+    ),
+    case(
+        "Normalization-given-axes-invert",
+        {
+            "type": "Normalization",
+            "axis": [1, 2],
+            "mean": [1.0, 2.0],
+            "variance": [2.0, 3.0],
+            "invert": True,
+        },
+        (4, 2),
+    ),
     # ---- augmentation: random in training (tests/parity/test_augmentation_parity.py gives both
     # sides the same draws there), so compared in inference: the identity, but for RandomCrop
     # (below)
@@ -823,6 +841,16 @@ LAYER_CASES: list[LayerCase] = [
     # ---- embedding
     case("Embedding", {"type": "Embedding", "input_dim": 7, "output_dim": 3}, (5,), ids=7),
     case("Embedding-2d", {"type": "Embedding", "input_dim": 4, "output_dim": 2}, (2, 3), ids=4),
+    # The mask itself (what the layers after see) is compared in test_masking_parity.py.
+    case(
+        "Embedding-mask_zero",
+        {"type": "Embedding", "input_dim": 5, "output_dim": 3, "mask_zero": True},
+        (6,),
+        ids=5,
+    ),
+    # The first step of the first sample is all mask_value: masked, so zeroed.
+    case("Masking", {"type": "Masking"}, (5, 3), exact=(0.0, 0.0, 0.0)),
+    case("Masking-value", {"type": "Masking", "mask_value": 0.5}, (4, 2), exact=(0.5, 0.5)),
     # ---- merging: several inputs, and Keras' broadcasting (a 1 stretches, lower rank: axis 1)
     case("Add", {"type": "Add"}, (3, 4), (3, 4)),
     case("Add-three", {"type": "Add"}, (3, 4), (3, 4), (3, 4)),
@@ -911,6 +939,15 @@ LAYER_EXEMPT: dict[str, str] = {
     # (not in the dev extra); tests/model/layers/test_hashing.py checks kcli against Google's
     # FarmHash64 values and the outputs Keras' own tests expect.
     "Hashing": "Keras' Hashing needs TensorFlow; checked against FarmHash/SipHash values",
+    # Keras' StringLookup and TextVectorization refuse to exist without TensorFlow (their
+    # lookup tables are TF ops); tests/model/layers/test_text_layers.py works their
+    # vocabularies, tokens, ids, output modes and idf weights out by hand from Keras' rules.
+    "StringLookup": "Keras' StringLookup needs TensorFlow; vocabularies and ids by hand",
+    "TextVectorization": "Keras' TextVectorization needs TensorFlow; tokens and ids by hand",
+    # Keras' IntegerLookup refuses to exist without TensorFlow too; tests/model/layers/
+    # test_adapted.py checks vocabularies, indices and tf_idf weights by hand and against the
+    # outputs Keras' docstring gives.
+    "IntegerLookup": "Keras' IntegerLookup needs TensorFlow; checked by hand and Keras' docs",
 }
 
 

@@ -183,3 +183,13 @@ def test_resume_with_steps_per_epoch_equals_an_uninterrupted_run(write_recipe, t
     result = run_cli("train", "--resume", short["run_dir"], "fit.epochs=4", "--json", "-q")
     assert result.exit_code == 0, result.output
     assert_same_run(Path(full["run_dir"]), Path(short["run_dir"]))
+
+
+def test_a_model_with_nothing_to_train_is_exit_2_not_a_traceback(write_recipe, tmp_path):
+    # Both Dense layers frozen: no weight needs a gradient, so no optimizer can be built.
+    text = TINY_RECIPE.replace("activation: relu,", "activation: relu, trainable: false,")
+    text = text.replace("activation: softmax}", "activation: softmax, trainable: false}")
+    result = run_cli("train", str(write_recipe(text)), "--runs-dir", str(tmp_path / "r"))
+    assert result.exit_code == 2, result.output
+    assert "model: the model has no trainable weights" in result.stderr
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("run.json"))

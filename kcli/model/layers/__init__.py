@@ -3,6 +3,7 @@
 # Each family module registers its layers when imported; the order is the catalog's order.
 from kcli.model.layers import (  # noqa: F401, I001  (catalog order, not alphabetical)
     core,
+    masking,
     reshaping,
     edges,
     regularization,
@@ -20,6 +21,8 @@ from kcli.model.layers import (  # noqa: F401, I001  (catalog order, not alphabe
     activation_layers,
     preprocessing,
     encoding,
+    adapted,
+    text,
     augmentation,
     shared,
     submodel,

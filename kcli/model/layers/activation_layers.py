@@ -8,14 +8,14 @@ logits to a crossentropy loss just as `activation: softmax` does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from kcli.errors import ShapeError
 from kcli.model import activations as act
 from kcli.model.initializers import InitializerRef
-from kcli.model.layers.base import LayerSpec, Shape, format_shape
+from kcli.model.layers.base import LayerSpec, MaskOut, Shape, format_shape
 from kcli.model.layers.normalization import param_fans
 from kcli.model.regularizers import RegularizerRef, RegularizerSpec
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 class _Weightless(LayerSpec):
     """Base of the activation layers computed by their `activation_spec()` alone."""
+
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes
@@ -132,6 +134,7 @@ class PReLU(LayerSpec):
     """
 
     type: Literal["PReLU"] = "PReLU"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     alpha_initializer: InitializerRef = "zeros"
     alpha_regularizer: RegularizerRef | None = None
     shared_axes: list[int] | None = Field(

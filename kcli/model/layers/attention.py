@@ -15,7 +15,15 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from kcli.errors import ShapeError
 from kcli.model.initializers import InitializerRef
-from kcli.model.layers.base import LayerSpec, Shape, format_shape, require_known, require_rank
+from kcli.model.layers.base import (
+    LayerSpec,
+    MaskIn,
+    MaskOut,
+    Shape,
+    format_shape,
+    require_known,
+    require_rank,
+)
 from kcli.model.regularizers import RegularizerRef, RegularizerSpec
 
 if TYPE_CHECKING:
@@ -77,6 +85,10 @@ class MultiHeadAttention(LayerSpec):
     model_config = ConfigDict(serialize_by_alias=True)  # output_dims is written output_shape
     type: Literal["MultiHeadAttention"] = "MultiHeadAttention"
     n_inputs: ClassVar[tuple[int, int | None]] = (1, 3)
+    # Keras ANDs the query's, value's and key's masks into the attention mask; the output
+    # keeps the query's mask.
+    mask_in: ClassVar[MaskIn] = "all"
+    mask_out: ClassVar[MaskOut] = "pass"
     num_heads: int = Field(gt=0, description="The number of attention heads.")
     key_dim: int = Field(gt=0, description="Each head's size for query and key.")
     value_dim: int | None = Field(
@@ -177,6 +189,10 @@ class _ScoreAttention(LayerSpec):
     """The shape rule both of Keras' single-head layers share: (Tq, d) attends over (Tv, d)."""
 
     n_inputs: ClassVar[tuple[int, int | None]] = (2, 3)
+    # Keras masks the scores by the value's mask, zeroes the output at the query's masked
+    # steps, and the output keeps the query's mask.
+    mask_in: ClassVar[MaskIn] = "all"
+    mask_out: ClassVar[MaskOut] = "pass"
 
     def _shapes(self, input_shapes: list[Shape]) -> tuple[Shape, Shape, Shape]:
         layer = self.type  # type: ignore[attr-defined]

@@ -12,14 +12,20 @@ Conventions the graph relies on:
   - A layer's own `activation` is not built into its module: `activation_spec()` returns it and
     the graph applies it after the module, so a softmax/sigmoid output can hand its logits to a
     crossentropy loss.
-  - Every floating-point buffer of a module is a Keras non-trainable weight (BatchNormalization's
-    moving mean and variance), and is counted as such.
+  - Every persistent floating-point buffer of a module is a Keras non-trainable weight
+    (BatchNormalization's moving mean and variance), and is counted as such, unless the module
+    names its Keras weights in `keras_weight_buffers` (Normalization's int32 count is one;
+    Discretization's learned boundaries are not): see kcli.model.nn.counting.
+  - Keras masks (a boolean (batch, steps) tensor, True at the steps that count, which Masking and
+    Embedding(mask_zero) attach to their output) follow `mask_in` / `mask_out` below, as Keras'
+    supports_masking and compute_mask do; a module that takes a mask takes it as `mask=`, so a
+    layer without masks keeps its positional-only forward.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 Shape = tuple[int | None, ...]
+MaskIn = Literal["", "first", "all"]  # LayerSpec.mask_in
+MaskOut = Literal["none", "pass", "module", "new"]  # LayerSpec.mask_out
 
 layer_registry = Registry("layer type")
 _INPUT_POINTER = (
@@ -77,6 +85,17 @@ class LayerSpec(RegisteredSpec):
     registry: ClassVar[Registry] = layer_registry
     # How many inputs the layer takes: (min, max); max None = any number (merge layers).
     n_inputs: ClassVar[tuple[int, int | None]] = (1, 1)
+    # What the layer does with the masks of its inputs (kcli.model.nn.model runs them):
+    # `mask_in`: "" the module never sees them; "first": its forward takes its input's mask as
+    # `mask=` (RNNs, GlobalAveragePooling1D; as Keras, only when called on one input: an RNN
+    # given initial states does not apply it); "all": a list, one per input (merges, attention).
+    # `mask_out`: "none" (Keras' supports_masking False: the mask stops here, Keras ignores it),
+    # "pass" (the first input's mask passes on unchanged: Keras' default compute_mask),
+    # "module" (the module's `compute_mask(inputs, masks)` gives the output's mask, or a tuple
+    # with one per output, when an input has one) or "new" (the same, called even without
+    # input masks: the layers that make masks, Masking and Embedding(mask_zero)).
+    mask_in: ClassVar[MaskIn] = ""
+    mask_out: ClassVar[MaskOut] = "none"
 
     name: str | None = Field(
         None,
@@ -116,6 +135,11 @@ class LayerSpec(RegisteredSpec):
     def activation_spec(self) -> ActivationSpec | None:
         """The activation applied after the module, or None for none."""
         return None
+
+    def masking(self) -> tuple[str, str]:
+        """(mask_in, mask_out) of this layer: the class's, unless its arguments change them
+        (Embedding without mask_zero makes no mask)."""
+        return self.mask_in, self.mask_out
 
     def regularized_weights(self) -> dict[str, RegularizerSpec]:
         """Module attribute name -> the regularizer on that weight."""

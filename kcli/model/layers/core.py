@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
 from kcli.model.initializers import InitializerRef
-from kcli.model.layers.base import ActivatedLayer, LayerSpec, Shape, require_known, require_rank
+from kcli.model.layers.base import (
+    ActivatedLayer,
+    LayerSpec,
+    MaskOut,
+    Shape,
+    require_known,
+    require_rank,
+)
 from kcli.model.regularizers import RegularizerRef
 
 if TYPE_CHECKING:
@@ -21,6 +28,7 @@ class Dense(ActivatedLayer):
     """
 
     type: Literal["Dense"] = "Dense"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     units: int = Field(gt=0, description="Output size.")
     use_bias: bool = True
     kernel_initializer: InitializerRef = "glorot_uniform"
@@ -49,6 +57,7 @@ class Identity(LayerSpec):
     """Passes its input on unchanged (Keras' Identity: a placeholder, or a named tap)."""
 
     type: Literal["Identity"] = "Identity"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes

@@ -19,7 +19,9 @@ class Embedding(LayerSpec):
 
     Any input shape: (T,) ids per sample give (T, output_dim). Ids may be stored as floats.
     Weights: the `embeddings` table, input_dim * output_dim, initialized uniform(-0.05, 0.05)
-    as in Keras (torch's nn.Embedding draws from N(0, 1)).
+    as in Keras (torch's nn.Embedding draws from N(0, 1)). With `mask_zero`, id 0 is padding:
+    the output carries the mask ids != 0 to the layers after it (an LSTM skips those steps,
+    GlobalAveragePooling1D leaves them out of the mean), as Keras; id 0 still has its row.
     """
 
     type: Literal["Embedding"] = "Embedding"
@@ -27,6 +29,18 @@ class Embedding(LayerSpec):
     output_dim: int = Field(gt=0, description="Size of each embedding vector.")
     embeddings_initializer: InitializerRef = "random_uniform"
     embeddings_regularizer: RegularizerRef | None = None
+    mask_zero: bool = Field(
+        False, description="Id 0 is padding: mask it for the layers after (RNNs, pooling)."
+    )
+
+    input_length: int | None = Field(
+        None,
+        gt=0,
+        description="Deprecated and ignored, as in Keras 3: the input shape gives the length.",
+    )
+
+    def masking(self) -> tuple[str, str]:
+        return ("", "new") if self.mask_zero else ("", "none")
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes

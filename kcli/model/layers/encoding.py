@@ -1,7 +1,8 @@
 """Categorical preprocessing layers: CategoryEncoding, Hashing, Discretization.
 
-Stateless and weightless, with Keras' output modes: `int` (an index per value), `one_hot` (a
-vector per value, replacing a last axis of size 1), `multi_hot` and `count` (one vector per
+Weightless (Discretization's learned boundaries are state saved with the weights, but no Keras
+weight), with Keras' output modes: `int` (an index per value), `one_hot` (a vector per value,
+replacing a last axis of size 1), `multi_hot` and `count` (one vector per
 sample: the tokens along the sample's first axis are reduced, as Keras' torch backend
 computes it, so (tokens,) gives (depth,) and (tokens, k) gives (k, depth)). The ids may be
 stored as floats holding whole numbers. Sparse outputs are refused: kcli's tensors are dense.
@@ -9,6 +10,7 @@ stored as floats holding whole numbers. Sparse outputs are refused: kcli's tenso
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -108,38 +110,51 @@ class Discretization(_Encoding):
     up to boundary i, so n boundaries make n + 1 bins. `int` mode gives the bin (int32, as
     Keras does).
 
-    Keras' `num_bins` learns the boundaries from data with `adapt()`, which kcli does not do:
-    give `bin_boundaries`.
+    With `num_bins` instead, the boundaries are learned on the train split before training
+    (Keras' adapt: its approximate quantiles, accurate to `epsilon`) and saved with the weights.
     """
 
     type: Literal["Discretization"] = "Discretization"
     bin_boundaries: Annotated[list[float], Field(min_length=1)] | None = Field(
-        None, description="The bins' edges, in increasing order."
+        None, description="The bins' edges, in increasing order; or give num_bins."
     )
-    num_bins: int | None = Field(None, description="Refused: needs adapt(); give bin_boundaries.")
-    epsilon: float = Field(0.01, gt=0, description="Keras' adapt() accuracy; unused here.")
+    num_bins: int | None = Field(
+        None, ge=1, le=2**20, description="How many bins to learn on the train split."
+    )
+    epsilon: float = Field(
+        0.01, gt=0, le=1, description="The quantiles' accuracy when learning num_bins."
+    )
     output_mode: OutputMode = Field("int", description="int (the bin), or an encoding of it.")
 
     @model_validator(mode="after")
-    def _boundaries_given(self):
-        if self.num_bins is not None:
+    def _boundaries_or_bins(self):
+        if self.num_bins is not None and self.bin_boundaries is not None:
+            raise ValueError("give bin_boundaries or num_bins, not both")
+        if self.num_bins is None and self.bin_boundaries is None:
             raise ValueError(
-                f"num_bins={self.num_bins} needs Keras' adapt() to learn the bin boundaries from "
-                "data, which kcli does not do: give bin_boundaries (e.g. [0.0, 1.0, 2.0])"
+                "give bin_boundaries (the bins' edges in increasing order) or num_bins (to "
+                "learn them on the train split)"
             )
-        if self.bin_boundaries is None:
-            raise ValueError("give bin_boundaries, the bins' edges in increasing order")
-        edges = self.bin_boundaries
+        edges = self.bin_boundaries or []
         if any(b < a for a, b in zip(edges, edges[1:], strict=False)):
             raise ValueError(f"bin_boundaries must be in increasing order, got {edges}")
         return self
 
+    def depth(self) -> int:
+        """How many bins: given boundaries + 1, or what adapt makes of num_bins: NumPy's
+        arange(0, 1, 1/n) that Keras' quantiles step through has n + 1 entries for some n
+        (49, 98, ...), and Keras then learns one boundary more."""
+        if self.bin_boundaries is not None:
+            return len(self.bin_boundaries) + 1
+        return math.ceil(1.0 / (1.0 / self.num_bins))
+
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes
-        depth = len(self.bin_boundaries) + 1
-        return encoded_shape("Discretization", shape, self.output_mode, depth)
+        return encoded_shape("Discretization", shape, self.output_mode, self.depth())
 
     def build(self, input_shapes: list[Shape]) -> nn.Module:
         from kcli.model.nn.encoding import DiscretizationModule
 
-        return DiscretizationModule(self.bin_boundaries, self.output_mode)
+        return DiscretizationModule(
+            self.bin_boundaries, self.output_mode, self.depth() - 1, self.num_bins, self.epsilon
+        )

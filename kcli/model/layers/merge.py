@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field
 
 from kcli.errors import ShapeError
-from kcli.model.layers.base import LayerSpec, Shape, format_shape
+from kcli.model.layers.base import LayerSpec, MaskIn, MaskOut, Shape, format_shape
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -58,6 +58,8 @@ class _Elementwise(LayerSpec):
     """Base of the elementwise merges: shape rule and module; subclasses give the operation."""
 
     n_inputs: ClassVar[tuple[int, int | None]] = (2, None)
+    # Keras' Merge.compute_mask: the OR of the inputs' masks, or none if one has none.
+    mask_out: ClassVar[MaskOut] = "module"
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         _require_count(self.type, self.n_inputs, input_shapes)
@@ -129,6 +131,7 @@ class Maximum(_Elementwise):
     """The elementwise maximum of the inputs."""
 
     type: Literal["Maximum"] = "Maximum"
+    mask_in: ClassVar[MaskIn] = "all"  # Keras leaves masked entries out of the maximum
 
     def _op(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         import torch
@@ -140,6 +143,7 @@ class Minimum(_Elementwise):
     """The elementwise minimum of the inputs."""
 
     type: Literal["Minimum"] = "Minimum"
+    mask_in: ClassVar[MaskIn] = "all"  # Keras leaves masked entries out of the minimum
 
     def _op(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         import torch
@@ -152,6 +156,8 @@ class Concatenate(LayerSpec):
 
     type: Literal["Concatenate"] = "Concatenate"
     n_inputs: ClassVar[tuple[int, int | None]] = (2, None)
+    # Keras' Concatenate.compute_mask: the masks joined (all kept for an unmasked input).
+    mask_out: ClassVar[MaskOut] = "module"
     axis: int = Field(-1, description="The axis to join along (batch axis = 0); -1: the last.")
 
     def _axis(self, input_shapes: list[Shape]) -> int:

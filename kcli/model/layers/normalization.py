@@ -9,13 +9,13 @@ a channels-last tensor, 1 is the first axis after the batch.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from kcli.errors import ShapeError
 from kcli.model.initializers import InitializerRef
-from kcli.model.layers.base import LayerSpec, Shape, format_shape
+from kcli.model.layers.base import LayerSpec, MaskIn, MaskOut, Shape, format_shape
 from kcli.model.regularizers import RegularizerRef, RegularizerSpec
 
 if TYPE_CHECKING:
@@ -59,6 +59,9 @@ class BatchNormalization(LayerSpec):
     """
 
     type: Literal["BatchNormalization"] = "BatchNormalization"
+    # Keras: the batch statistics of a masked sequence are over its unmasked steps.
+    mask_in: ClassVar[MaskIn] = "first"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     axis: int = Field(-1, description="The feature axis (batch axis = 0); -1: channels-last.")
     momentum: float = Field(
         0.99, ge=0, le=1, description="Weight of the old value in the moving statistics."
@@ -120,6 +123,7 @@ class LayerNormalization(LayerSpec):
     """
 
     type: Literal["LayerNormalization"] = "LayerNormalization"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     axis: int | list[int] = Field(
         -1, description="The axis or axes to normalize over (batch axis = 0)."
     )
@@ -182,6 +186,7 @@ class GroupNormalization(LayerSpec):
     """
 
     type: Literal["GroupNormalization"] = "GroupNormalization"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     groups: int = Field(
         32, description="Channel groups; the channels divide by it (-1: one per channel)."
     )
@@ -245,6 +250,7 @@ class UnitNormalization(LayerSpec):
     """Scales each sample to unit L2 norm over `axis` (Keras': x * min(1/||x||, 1e12))."""
 
     type: Literal["UnitNormalization"] = "UnitNormalization"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     axis: int | list[int] = Field(-1, description="The axis (or axes) the norm is taken over.")
 
     def _axes(self, shape: Shape) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from kcli.errors import ShapeError
-from kcli.model.layers.base import LayerSpec, Shape, format_shape, require_rank
+from kcli.model.layers.base import LayerSpec, MaskIn, Shape, format_shape, require_rank
 from kcli.model.layers.spatial import Size, as_tuple, check_rank
 
 if TYPE_CHECKING:
@@ -174,9 +174,12 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
 
 class GlobalAveragePooling1D(_GlobalPooling):
-    """The mean over all steps of a (steps, channels) sequence."""
+    """The mean over all steps of a (steps, channels) sequence; under a mask (Masking,
+    Embedding mask_zero), over the unmasked steps, as Keras (the only pooling layer that
+    reads a mask: the others, as in Keras, ignore it and pass none on)."""
 
     type: Literal["GlobalAveragePooling1D"] = "GlobalAveragePooling1D"
+    mask_in: ClassVar[MaskIn] = "first"
     aliases: ClassVar[tuple[str, ...]] = ("GlobalAvgPool1D",)
     rank: ClassVar[int] = 1
     kind: ClassVar[str] = "avg"

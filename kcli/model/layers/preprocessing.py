@@ -6,12 +6,12 @@ model takes raw pixels. Images are channels last, (height, width, channels), as 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from kcli.errors import ShapeError
-from kcli.model.layers.base import LayerSpec, Shape, format_shape, require_rank
+from kcli.model.layers.base import LayerSpec, MaskOut, Shape, format_shape, require_rank
 
 if TYPE_CHECKING:
     from torch import nn
@@ -33,6 +33,7 @@ class Rescaling(LayerSpec):
     """
 
     type: Literal["Rescaling"] = "Rescaling"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     scale: PerChannel = Field(description="The factor; a list: one per channel.")
     offset: PerChannel = Field(0.0, description="Added after scaling; a list: one per channel.")
 

@@ -2,8 +2,9 @@
 
 Input (steps, features) -> (units), or (steps, units) with `return_sequences`. Keras' defaults:
 tanh / sigmoid activations, glorot_uniform kernels, orthogonal recurrent kernels, zero biases
-(the LSTM's forget gate at 1), GRU reset_after. `return_state`, `stateful` and `unroll` are not
-offered: a kcli layer has one output and every batch starts from a zero state. The torch side
+(the LSTM's forget gate at 1), GRU reset_after. `stateful` and `unroll` are not offered: every
+batch starts from the given or a zero state. A mask (Masking, Embedding mask_zero) makes them
+skip the masked steps, as Keras. The torch side
 (weights in torch's layout, fused kernels, the step loop) is kcli/model/nn/recurrent.py.
 """
 
@@ -19,6 +20,8 @@ from kcli.model.activations import ActivationRef, ActivationSpec, activation_reg
 from kcli.model.initializers import InitializerRef
 from kcli.model.layers.base import (
     LayerSpec,
+    MaskIn,
+    MaskOut,
     Shape,
     format_shape,
     layer_registry,
@@ -47,6 +50,9 @@ class _Recurrent(LayerSpec):
 
     gates: ClassVar[int] = 1
     n_states: ClassVar[int] = 1  # the state tensors: h, and the LSTM's c
+    # A mask (Masking, Embedding mask_zero) skips steps; it stays on a returned sequence.
+    mask_in: ClassVar[MaskIn] = "first"
+    mask_out: ClassVar[MaskOut] = "module"
     # The sequence, then optionally the initial state (Keras' initial_state): h (and c).
     n_inputs: ClassVar[tuple[int, int | None]] = (1, 2)
 
@@ -75,6 +81,12 @@ class _Recurrent(LayerSpec):
         False,
         description="Also output the last state, as Keras: [output, h] (LSTM: [output, h, c]); "
         "a consumer names one with `layer:1`, `layer:2`.",
+    )
+    zero_output_for_mask: bool = Field(
+        False,
+        description="Under a mask (Masking, Embedding mask_zero): zeros at masked steps of the "
+        "returned sequence, not the previous output (Bidirectional sets it when returning "
+        "sequences, as Keras).",
     )
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
@@ -131,6 +143,7 @@ class _Recurrent(LayerSpec):
             "return_sequences": self.return_sequences,
             "go_backwards": self.go_backwards,
             "return_state": self.return_state,
+            "zero_output_for_mask": self.zero_output_for_mask,
         }
 
     def initialize(self, module) -> None:
@@ -273,6 +286,9 @@ class Bidirectional(LayerSpec):
 
     # The sequence, then optionally each direction's initial states (forward first).
     n_inputs: ClassVar[tuple[int, int | None]] = (1, 5)
+    # Both directions skip the masked steps (zeros there when returning sequences, as Keras).
+    mask_in: ClassVar[MaskIn] = "first"
+    mask_out: ClassVar[MaskOut] = "module"
 
     type: Literal["Bidirectional"] = "Bidirectional"
 

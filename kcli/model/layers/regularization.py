@@ -3,12 +3,12 @@ AlphaDropout (active in training only), and ActivityRegularization."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from kcli.errors import ShapeError
-from kcli.model.layers.base import LayerSpec, Shape, format_shape, require_rank
+from kcli.model.layers.base import LayerSpec, MaskOut, Shape, format_shape, require_rank
 from kcli.model.regularizers import RegularizerSpec
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class Dropout(LayerSpec):
     """Zeroes a fraction `rate` of the inputs in training and scales the rest by 1/(1-rate)."""
 
     type: Literal["Dropout"] = "Dropout"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     rate: float = _rate()
     noise_shape: NoiseShape = _noise_shape()
     seed: int | None = _seed()
@@ -74,6 +75,7 @@ class SpatialDropout1D(LayerSpec):
     """Dropout of whole feature channels of a (steps, channels) sequence, shared over steps."""
 
     type: Literal["SpatialDropout1D"] = "SpatialDropout1D"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     rate: float = _rate()
     seed: int | None = _seed()
 
@@ -92,6 +94,7 @@ class SpatialDropout2D(LayerSpec):
     """Dropout of whole channels of an (H, W, C) image: one draw per sample and channel."""
 
     type: Literal["SpatialDropout2D"] = "SpatialDropout2D"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     rate: float = _rate()
     seed: int | None = _seed()
 
@@ -110,6 +113,7 @@ class SpatialDropout3D(LayerSpec):
     """Dropout of whole channels of a (D, H, W, C) volume: one draw per sample and channel."""
 
     type: Literal["SpatialDropout3D"] = "SpatialDropout3D"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     rate: float = _rate()
     seed: int | None = _seed()
 
@@ -128,6 +132,7 @@ class GaussianNoise(LayerSpec):
     """Adds zero-centered Gaussian noise of standard deviation `stddev` in training."""
 
     type: Literal["GaussianNoise"] = "GaussianNoise"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     stddev: float = Field(ge=0, le=1, description="The noise's standard deviation, in [0, 1].")
     seed: int | None = _seed()
 
@@ -146,6 +151,7 @@ class GaussianDropout(LayerSpec):
     (Keras'); the identity in inference."""
 
     type: Literal["GaussianDropout"] = "GaussianDropout"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     rate: float = _rate()
     seed: int | None = _seed()
 
@@ -169,6 +175,7 @@ class AlphaDropout(LayerSpec):
     """
 
     type: Literal["AlphaDropout"] = "AlphaDropout"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     rate: float = _rate()
     noise_shape: NoiseShape = _noise_shape()
     seed: int | None = _seed()
@@ -191,6 +198,7 @@ class ActivityRegularization(LayerSpec):
     the same as an `activity_regularizer` on the layer before)."""
 
     type: Literal["ActivityRegularization"] = "ActivityRegularization"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     l1: float = Field(0.0, ge=0, description="The L1 factor.")
     l2: float = Field(0.0, ge=0, description="The L2 factor.")
 

@@ -10,7 +10,7 @@ to a crossentropy loss). Bidirectional, the recurrent wrapper, is in recurrent.p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     BeforeValidator,
@@ -25,7 +25,7 @@ from pydantic_core import PydanticCustomError
 from kcli.errors import ShapeError
 from kcli.model.activations import ActivationSpec
 from kcli.model.initializers import TruncatedNormal
-from kcli.model.layers.base import LayerSpec, Shape, layer_registry, require_rank
+from kcli.model.layers.base import LayerSpec, MaskOut, Shape, layer_registry, require_rank
 from kcli.model.layers.conv import Conv1D, Conv2D, Conv3D
 from kcli.model.layers.conv_depthwise import DepthwiseConv1D, DepthwiseConv2D
 from kcli.model.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose, Conv3DTranspose
@@ -110,6 +110,7 @@ class TimeDistributed(LayerSpec):
     """
 
     type: Literal["TimeDistributed"] = "TimeDistributed"
+    mask_out: ClassVar[MaskOut] = "pass"  # Keras passes the mask on (supports_masking)
     layer: Annotated[
         SerializeAsAny[LayerSpec],
         PlainValidator(_step_layer),

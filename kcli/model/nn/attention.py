@@ -10,6 +10,14 @@ The dot-product scores go through torch's fused F.scaled_dot_product_attention, 
 flash or memory-efficient kernel where the device has one: dropout applies to the attention
 probabilities, in training only, and a causal mask is its `is_causal` (query i attends to keys
 j <= i, aligned at the top left when the lengths differ, as Keras' mask is).
+
+Keras masks (`mask=`: the inputs' masks, one per input, from Masking or Embedding mask_zero)
+mask the scores as Keras does. MultiHeadAttention ANDs the query's (per row), the value's and
+the key's (per column) and the causal mask, and adds Keras' large negative (-0.7 * float32's
+max) where it is False, as Keras' torch backend does; with dropout Keras takes its explicit
+path instead, whose fully masked rows (a masked query step) attend to nothing: zeros there.
+Attention and AdditiveAttention subtract 1e9 from the scores of masked value steps and zero
+the output at masked query steps, as Keras' Attention does.
 """
 
 from __future__ import annotations
@@ -81,22 +89,72 @@ class MultiHeadAttentionModule(nn.Module):
         query: torch.Tensor,
         value: torch.Tensor | None = None,
         key: torch.Tensor | None = None,
+        mask: list | None = None,
     ) -> torch.Tensor:
+        allowed = None
+        if mask is not None:  # (N, Tq, Tv): True where a query step may attend a key step
+            allowed = _attention_mask(query, mask, self.causal)
         value = query if value is None else value
         key = value if key is None else key
         q = self._heads(self.query(query), self.key_dim)
         k = self._heads(self.key(key), self.key_dim)
         v = self._heads(self.value(value), self.value_dim)
-        context = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=self.causal,
-            scale=self.scale,
-        )
+        if allowed is None:
+            context = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=self.causal,
+                scale=self.scale,
+            )
+        else:
+            bias = torch.where(allowed, 0.0, _LARGE_NEGATIVE).to(q.dtype).unsqueeze(1)
+            context = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=bias,
+                dropout_p=self.dropout if self.training else 0.0,
+                scale=self.scale,
+            )
+            if self.dropout > 0:  # Keras' explicit masked softmax: nothing to attend, zeros
+                context = torch.where(allowed.any(-1)[:, None, :, None], context, 0.0)
         out = self.attention_output(context.transpose(1, 2).flatten(2))
         return out.unflatten(-1, self.out_shape) if len(self.out_shape) > 1 else out
+
+
+# Keras' torch backend's additive mask value for float32 (its _get_large_negative).
+_LARGE_NEGATIVE = 3.38953e38 * -0.7
+
+
+def _attention_mask(query: torch.Tensor, masks: list, causal: bool) -> torch.Tensor | None:
+    """Keras' MultiHeadAttention._compute_attention_mask from [query, value, key]'s masks (one
+    input: self-attention, its mask is the query's and the value's)."""
+    query_mask = masks[0]
+    value_mask = masks[1] if len(masks) > 1 else masks[0]
+    key_mask = masks[2] if len(masks) > 2 else None
+    allowed = None
+    if query_mask is not None:
+        allowed = query_mask.unsqueeze(-1)
+    for columns in (value_mask, key_mask):
+        if columns is not None:
+            m = columns.unsqueeze(-2)
+            allowed = m if allowed is None else allowed & m
+    if allowed is not None and causal:
+        rows, cols = query.shape[1], allowed.shape[-1]
+        allowed = allowed & torch.ones(rows, cols, dtype=torch.bool, device=query.device).tril()
+    if allowed is not None:
+        allowed = allowed.expand(query.shape[0], query.shape[1], allowed.shape[-1])
+    return allowed
+
+
+def _score_mask(scores: torch.Tensor, value_mask, causal: bool) -> torch.Tensor | None:
+    """Keras' Attention._calculate_score_mask: the value's mask (N, 1, Tv), AND the causal."""
+    if value_mask is None:
+        return None
+    allowed = value_mask.unsqueeze(-2)
+    return allowed & _causal_mask(scores) if causal else allowed
 
 
 def _causal_mask(scores: torch.Tensor) -> torch.Tensor:
@@ -112,8 +170,12 @@ class _ScoredAttention(nn.Module):
         super().__init__()
         self.dropout, self.causal = dropout, causal
 
-    def _attend(self, scores: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        if self.causal:
+    def _attend(
+        self, scores: torch.Tensor, value: torch.Tensor, allowed: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if allowed is not None:  # Keras: 1e9 off the masked scores (causal included)
+            scores = torch.where(allowed, scores, scores - 1.0e9)
+        elif self.causal:
             scores = scores.masked_fill(~_causal_mask(scores), -torch.inf)
         weights = torch.softmax(scores, dim=-1)
         if self.training and self.dropout > 0:
@@ -135,9 +197,22 @@ class DotAttentionModule(_ScoredAttention):
         self.concat_score_weight = nn.Parameter(torch.ones(())) if concat else None
 
     def forward(
-        self, query: torch.Tensor, value: torch.Tensor, key: torch.Tensor | None = None
+        self,
+        query: torch.Tensor,
+        value: torch.Tensor,
+        key: torch.Tensor | None = None,
+        mask: list | None = None,
     ) -> torch.Tensor:
+        out = self._forward(query, value, key, mask)
+        return _zero_masked_queries(out, mask)
+
+    def _forward(self, query, value, key, mask) -> torch.Tensor:
         key = value if key is None else key
+        value_mask = mask[1] if mask is not None else None
+        if self.concat_score_weight is None and value_mask is not None:
+            q = query if self.scale is None else query * self.scale
+            scores = q @ key.transpose(-1, -2)
+            return self._attend(scores, value, _score_mask(scores, value_mask, self.causal))
         if self.concat_score_weight is None:
             # (scale q) k^T = scale (q k^T): the learned scale rides on the query. One head
             # axis is added (views) since exporters take the fused op on 4-D tensors only.
@@ -155,7 +230,7 @@ class DotAttentionModule(_ScoredAttention):
         if self.scale is not None:
             pairs = pairs * self.scale
         scores = self.concat_score_weight * torch.tanh(pairs).sum(dim=-1)
-        return self._attend(scores, value)
+        return self._attend(scores, value, _score_mask(scores, value_mask, self.causal))
 
 
 class AdditiveAttentionModule(_ScoredAttention):
@@ -167,10 +242,24 @@ class AdditiveAttentionModule(_ScoredAttention):
         self.scale = nn.Parameter(torch.empty(dim)) if use_scale else None
 
     def forward(
-        self, query: torch.Tensor, value: torch.Tensor, key: torch.Tensor | None = None
+        self,
+        query: torch.Tensor,
+        value: torch.Tensor,
+        key: torch.Tensor | None = None,
+        mask: list | None = None,
     ) -> torch.Tensor:
         key = value if key is None else key
         terms = torch.tanh(query.unsqueeze(-2) + key.unsqueeze(-3))  # (N, Tq, Tv, d)
         if self.scale is not None:
             terms = terms * self.scale
-        return self._attend(terms.sum(dim=-1), value)
+        scores = terms.sum(dim=-1)
+        value_mask = mask[1] if mask is not None else None
+        out = self._attend(scores, value, _score_mask(scores, value_mask, self.causal))
+        return _zero_masked_queries(out, mask)
+
+
+def _zero_masked_queries(out: torch.Tensor, mask: list | None) -> torch.Tensor:
+    """Keras' Attention: the output is zero at the query's masked steps."""
+    if mask is None or mask[0] is None:
+        return out
+    return torch.where(mask[0].unsqueeze(-1), out, 0.0)

@@ -10,19 +10,29 @@ from kcli.errors import KcliError
 def count_weights(module: nn.Module) -> tuple[int, int]:
     """(trainable, non_trainable) weight counts of a module, as Keras counts them.
 
-    Trainable: parameters that require grad. Non-trainable: frozen parameters plus every
-    persistent floating-point buffer (BatchNormalization's moving mean and variance). A
-    non-persistent buffer (a constant a module keeps for its own use) is not a weight.
+    Trainable: parameters that require grad. Non-trainable: frozen parameters plus the
+    persistent buffers that are Keras weights: every floating-point one (BatchNormalization's
+    moving mean and variance), unless the buffer's module names its weights itself in
+    `keras_weight_buffers` (Normalization's mean, variance and int32 count are; Discretization's
+    learned boundaries are not). A non-persistent buffer (a constant a module keeps for its own
+    use) is not a weight.
     """
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
-    parameter_names = {name for name, _ in module.named_parameters()}
-    buffers = sum(
-        tensor.numel()
-        for name, tensor in module.state_dict().items()
-        if name not in parameter_names and tensor.is_floating_point()
-    )
-    return trainable, frozen + buffers
+    return trainable, frozen + _buffer_weights(module)
+
+
+def _buffer_weights(module: nn.Module) -> int:
+    # Walks the modules as state_dict does (a module registered twice is counted twice there).
+    total = 0
+    for _, sub in module.named_modules(remove_duplicate=False):
+        named = getattr(sub, "keras_weight_buffers", None)
+        for name, tensor in sub._buffers.items():
+            if tensor is None or name in sub._non_persistent_buffers_set:
+                continue
+            if (name in named) if named is not None else tensor.is_floating_point():
+                total += tensor.numel()
+    return total
 
 
 def planned_weight_counts(plan, counted: set[str] | None = None) -> dict[str, int]:

@@ -20,3 +20,7 @@ class EmbeddingModule(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return F.embedding(ids.long(), self.embeddings)
+
+    def compute_mask(self, inputs, masks) -> torch.Tensor:
+        """Keras' mask_zero: the steps whose id is not 0 (the graph asks only with mask_zero)."""
+        return inputs[0] != 0

@@ -12,6 +12,7 @@ listed (biases, BatchNormalization's, Embedding's, PReLU's, a plugin's own) is k
 layout already.
 
     keras_tensor(module, "kernel", module.kernel)  # the value Keras would hold
+    torch_tensor(module, "kernel", keras_value)  # the inverse: Keras' value as kcli stores it
     planned_layouts(plan)  # {"dense.kernel": ((16, 6), (6, 16)), ...}, no weight allocated
 """
 
@@ -89,6 +90,24 @@ def keras_tensor(module: nn.Module, name: str, tensor: torch.Tensor) -> torch.Te
             rearrange = KERAS_LAYOUTS[cls].get(name)
             return tensor if rearrange is None else rearrange(module, tensor)
     return tensor
+
+
+def torch_tensor(module: nn.Module, name: str, value: torch.Tensor) -> torch.Tensor:
+    """The inverse of `keras_tensor`: `value`, in Keras' layout, as `module` stores its weight
+    `name` (a new tensor with the stored weight's shape, `value`'s dtype).
+
+    Each rearrangement is a permutation of entries, so it is inverted by sending the stored
+    weight's entry numbers through it: that says where each of Keras' entries comes from,
+    without a hand-written inverse per layout that could drift from the forward one.
+    """
+    stored = module.get_parameter(name) if name in module._parameters else module.get_buffer(name)
+    numbers = torch.arange(stored.numel()).reshape(stored.shape)
+    where = keras_tensor(module, name, numbers)
+    if tuple(where.shape) != tuple(value.shape):
+        raise ValueError(f"{name}: Keras' shape is {tuple(where.shape)}, not {tuple(value.shape)}")
+    out = torch.empty(stored.numel(), dtype=value.dtype)
+    out[where.reshape(-1)] = value.reshape(-1)
+    return out.reshape(stored.shape)
 
 
 def keras_layouts(model: nn.Module) -> dict[str, tuple[Shape, Shape]]:

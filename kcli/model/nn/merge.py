@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from kcli.model.nn.masking import concatenated_mask, merged_mask
+
 
 class ElementwiseMerge(nn.Module):
     """Folds the inputs with a binary `op` (add, mul, maximum ...), optionally scaled by `scale`.
@@ -26,13 +28,37 @@ class ElementwiseMerge(nn.Module):
         self.expand = expand
         self.scale = scale
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor, mask: list | None = None) -> torch.Tensor:
+        if mask is not None:  # Maximum, Minimum: the masked entries take no part
+            return self._masked(inputs, mask)
         out = self._aligned(inputs[0], self.expand[0])
         for x, extra in zip(inputs[1:], self.expand[1:], strict=True):
             out = self.op(out, self._aligned(x, extra))
         if self.scale is not None:
             out = out * self.scale
         return out
+
+    def _masked(self, inputs, masks) -> torch.Tensor:
+        """Keras' _apply_merge_op_and_or_mask (Maximum, Minimum): an input's masked entries
+        are the running result's, and the running result's masked entries the input's."""
+        out, kept = None, None
+        for x, m, extra in zip(inputs, masks, self.expand, strict=True):
+            x = self._aligned(x, extra)
+            m = None if m is None else m.unsqueeze(-1).expand(x.shape)
+            if out is None:
+                out, kept = x, m
+                continue
+            if m is not None:
+                x = torch.where(m, x, out)
+            if kept is not None:
+                out = torch.where(kept, out, x)
+            kept = kept | m if m is not None and kept is not None else None
+            out = self.op(out, x)
+        return out
+
+    def compute_mask(self, inputs, masks):
+        """Keras' Merge.compute_mask: the OR of the inputs' masks (None if one has none)."""
+        return merged_mask(masks)
 
     @staticmethod
     def _aligned(x: torch.Tensor, extra: int) -> torch.Tensor:
@@ -50,6 +76,10 @@ class ConcatenateModule(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return torch.cat(inputs, dim=self.axis)
+
+    def compute_mask(self, inputs, masks):
+        """Keras' Concatenate.compute_mask (an unmasked input counts as all kept)."""
+        return concatenated_mask(inputs, masks, self.axis)
 
 
 def l2_normalized(x: torch.Tensor, dims: tuple[int, ...], epsilon: float) -> torch.Tensor:

@@ -1,5 +1,12 @@
 """GraphModel: the torch module a recipe's model becomes (one submodule per layer, run in order).
 
+Keras masks run beside the values: a graph with a layer that makes one (Masking, Embedding
+mask_zero), or a sub-model that does, keeps a mask per value (None for most) and applies each
+layer's rule (LayerSpec.mask_in / mask_out: take it as `mask=`, pass it on, compute the output's,
+or drop it). A graph without such a layer runs as before, with no mask bookkeeping at all. A
+sub-model takes its callers' masks on its inputs and hands its outputs' masks back, as a Keras
+Model called as a layer does.
+
 A sub-model (`model.models`) becomes a NestedModel, built once and kept by the GraphModel under
 the sub-model's name, so its weights are `encoder.<layer>.<weight>` in the state dict whichever
 layers call it and however often; every call runs that one module.
@@ -17,14 +24,27 @@ from kcli.model.nested import reached_models
 from kcli.model.regularizers import RegularizerSpec
 
 # One step of a graph: (layer name, the module it runs (its own, a shared layer's or a
-# sub-model's), input slots, has activation, activity regularizer or None, calls a sub-model).
-Step = tuple[str, str, tuple[int, ...], bool, RegularizerSpec | None, bool]
+# sub-model's), input slots, has activation, activity regularizer or None, calls a sub-model,
+# its outputs, (mask_in, mask_out): what it does with masks, kcli.model.layers.base.LayerSpec).
+Step = tuple[str, str, tuple[int, ...], bool, RegularizerSpec | None, bool, int, tuple[str, str]]
 
 
 def _plus(total: torch.Tensor | None, term: torch.Tensor | None) -> torch.Tensor | None:
     if term is None:
         return total
     return term if total is None else total + term
+
+
+def _output_masks(
+    module: nn.Module, rule: str, inputs: list, in_masks: list | None, n_out: int
+) -> list:
+    """The mask of each output of a layer, by its `mask_out` rule (LayerSpec.mask_out)."""
+    if rule == "new" or (rule == "module" and in_masks is not None):
+        out = module.compute_mask(inputs, in_masks or [None] * len(inputs))
+        return list(out) if isinstance(out, tuple) else [out, *[None] * (n_out - 1)]
+    if rule == "pass" and in_masks is not None:
+        return [in_masks[0], *[None] * (n_out - 1)]
+    return [None] * n_out
 
 
 class _Graph(nn.Module):
@@ -61,6 +81,11 @@ class _Graph(nn.Module):
             sources = tuple(slot[source] for source in node.inputs)
             module_name = self._calls.get(node.name) or node.shares or node.name
             regularizer = node.spec.activity_regularizer  # per call, as Keras adds it per call
+            masking = ("all", "module") if node.submodel is not None else node.spec.masking()
+            if masking[0] == "first" and len(sources) > 1:
+                # Keras hands `mask` to a layer called on one tensor only: an RNN given its
+                # initial states does not apply the sequence's mask (its output still has it).
+                masking = ("", masking[1])
             self._steps.append(
                 (
                     node.name,
@@ -69,6 +94,8 @@ class _Graph(nn.Module):
                     activation is not None,
                     regularizer,
                     node.submodel is not None,
+                    node.n_outputs,
+                    masking,
                 )
             )
             # A layer with several outputs (an RNN's return_state) fills one slot per output:
@@ -78,6 +105,11 @@ class _Graph(nn.Module):
             slot[node.name] = n_values
             n_values += node.n_outputs
         self._output_slots = [slot[name] for name in self.output_names]
+        # Whether a layer here (or in a sub-model called here) makes masks: only then does a
+        # run carry masks without being handed any.
+        self.makes_masks = any(step[7][1] == "new" for step in self._steps) or any(
+            self._models[self._calls[step[0]]].makes_masks for step in self._steps if step[5]
+        )
         # The layer whose activation a training pass may leave out (`activate_outputs=False`):
         # the single output, when it is a layer's only output, not a sub-model's (whose own
         # layers apply theirs) and not read activated by an activity regularizer.
@@ -108,23 +140,49 @@ class _Graph(nn.Module):
         """The sub-model a Model call `name` runs; None for any other layer."""
         return self._calls.get(name)
 
-    def _run(self, values: list, keep_pre: bool, activate_outputs: bool = True):
-        """(outputs, their pre-activations, the activity penalty or None) for input values."""
+    def _run(
+        self,
+        values: list,
+        keep_pre: bool,
+        activate_outputs: bool = True,
+        masks: list | None = None,
+    ):
+        """(outputs, their pre-activations, the activity penalty or None, the outputs' masks)
+        for input values and, optionally, their masks (None, or one mask or None per input)."""
         pre_by_slot: dict[int, torch.Tensor] = {}
         activity = None
         skipped = None if activate_outputs else self._skippable
-        for name, module_name, sources, activated, activity_regularizer, call in self._steps:
+        if masks is None and self.makes_masks:
+            masks = [None] * len(values)
+        for step in self._steps:
+            name, module_name, sources, activated, activity_regularizer, call, n_out, rule = step
             inputs = [values[i] for i in sources]
+            in_masks = None
+            if masks is not None:
+                in_masks = [masks[i] for i in sources]
+                if all(m is None for m in in_masks):
+                    in_masks = None
             if call:  # a sub-model: its outputs, their logits and its own layers' penalties
-                outs, pres, inner = self._models[module_name]._run(inputs, keep_pre)
+                outs, pres, inner, out_masks = self._models[module_name]._run(
+                    inputs, keep_pre, masks=in_masks
+                )
                 if keep_pre:
                     for k, pre in enumerate(pres):
                         if pre is not outs[k]:
                             pre_by_slot[len(values) + k] = pre
                     activity = _plus(activity, inner)
                 values.extend(outs)
+                if masks is not None:
+                    masks.extend(out_masks)
                 continue
-            out = self._modules[module_name](*inputs)
+            module = self._modules[module_name]
+            if in_masks is not None and rule[0]:
+                mask = in_masks[0] if rule[0] == "first" else in_masks
+                out = module(*inputs, mask=mask)
+            else:
+                out = module(*inputs)
+            if masks is not None:
+                masks.extend(_output_masks(module, rule[1], inputs, in_masks, n_out))
             if isinstance(out, tuple):  # several outputs (return_state): one value each
                 if activity_regularizer is not None and keep_pre:  # on the output, not states
                     activity = _plus(
@@ -142,7 +200,10 @@ class _Graph(nn.Module):
             values.append(out)
         outputs = [values[i] for i in self._output_slots]
         pres = [pre_by_slot.get(i, values[i]) for i in self._output_slots]
-        return outputs, pres, activity
+        out_masks = (
+            [None] * len(outputs) if masks is None else [masks[i] for i in self._output_slots]
+        )
+        return outputs, pres, activity, out_masks
 
     def _own_penalty(self) -> torch.Tensor | None:
         """The L1/L2 penalty of this graph's own layers' regularized weights."""
@@ -157,7 +218,7 @@ class NestedModel(_Graph):
     and returns its output (a tuple for several)."""
 
     def forward(self, *inputs: torch.Tensor):
-        outputs, _, _ = self._run(list(inputs), keep_pre=False)
+        outputs, _, _, _ = self._run(list(inputs), keep_pre=False)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
@@ -201,7 +262,7 @@ class GraphModel(_Graph):
         The flags let a wrapper that only calls `forward` (DistributedDataParallel,
         torch.compile) run the training form too.
         """
-        outputs, pres, activity = self._run(self._inputs(x), train_outputs, activate_outputs)
+        outputs, pres, activity, _ = self._run(self._inputs(x), train_outputs, activate_outputs)
         if train_outputs:
             return outputs, pres, activity
         return outputs[0] if len(outputs) == 1 else tuple(outputs)

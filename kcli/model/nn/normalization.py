@@ -59,9 +59,24 @@ class BatchNormModule(nn.Module):
         mean = total_sum / n
         return mean, (total_square / n - mean.square()).clamp_min(0.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _masked_statistics(
+        self, x: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keras' masked moments: mean and biased variance over the unmasked steps only (the
+        counts plus Keras' epsilon 1e-7); this process's batch, also under sync_batchnorm."""
+        keep = mask.unsqueeze(-1).expand(x.shape)
+        count = keep.to(x.dtype).sum(dim=self.reduce_dims) + 1e-7
+        mean = torch.where(keep, x, 0.0).sum(dim=self.reduce_dims) / count
+        difference = torch.where(keep, x - mean.view(self.stat_shape), 0.0)
+        return mean, difference.square().sum(dim=self.reduce_dims) / count
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask`: a sequence's Keras mask (batch, steps); in training the batch statistics
+        leave its masked steps out, as Keras' BatchNormalization does."""
         if self.training and not self.frozen:
-            if self.synchronized:
+            if mask is not None:
+                mean, variance = self._masked_statistics(x, mask)
+            elif self.synchronized:
                 mean, variance = self._global_statistics(x)
             else:
                 variance, mean = torch.var_mean(x, dim=self.reduce_dims, correction=0)

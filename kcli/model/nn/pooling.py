@@ -54,14 +54,23 @@ class PoolND(nn.Module):
 
 
 class GlobalPool(nn.Module):
-    """Max or mean over every spatial axis of a channels-last tensor (Global*Pooling*)."""
+    """Max or mean over every spatial axis of a channels-last tensor (Global*Pooling*).
+
+    GlobalAveragePooling1D takes the sequence's mask (`mask=`), as Keras: the mean over the
+    unmasked steps (a sample with every step masked divides 0 by 0, as Keras does).
+    """
 
     def __init__(self, kind: str, rank: int, keepdims: bool) -> None:
         super().__init__()
         self.kind, self.keepdims = kind, keepdims
         self.dims = tuple(range(1, rank + 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.kind == "max":
             return x.amax(dim=self.dims, keepdim=self.keepdims)
+        if mask is not None:  # GlobalAveragePooling1D under a mask: the mean of the kept steps
+            keep = mask.unsqueeze(-1)
+            total = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+            count = keep.to(x.dtype).sum(dim=1, keepdim=self.keepdims)
+            return total.sum(dim=1, keepdim=self.keepdims) / count
         return x.mean(dim=self.dims, keepdim=self.keepdims)

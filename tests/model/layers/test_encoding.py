@@ -94,9 +94,9 @@ def test_discretization_bins_by_hand():
     assert counts.build([(7,)])(x).tolist() == [[1, 2, 1, 3]]
 
 
-def test_discretization_refuses_num_bins_and_unsorted_boundaries():
-    with pytest.raises(ValidationError, match=r"num_bins=4 needs Keras' adapt\(\)"):
-        spec({"type": "Discretization", "num_bins": 4})
+def test_discretization_refuses_both_or_neither_and_unsorted_boundaries():
+    with pytest.raises(ValidationError, match="bin_boundaries or num_bins, not both"):
+        spec({"type": "Discretization", "num_bins": 4, "bin_boundaries": [0.0]})
     with pytest.raises(ValidationError, match="give bin_boundaries"):
         spec({"type": "Discretization"})
     with pytest.raises(ValidationError, match="increasing order"):
